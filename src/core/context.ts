@@ -1,0 +1,158 @@
+/**
+ * What a handler receives besides its message: metadata, an AbortSignal, a logger, and the roles
+ * it may use for follow-ups. Query handlers get the narrower {@link QueryContext}: they cannot
+ * publish or execute.
+ */
+import { ErrorCode, SwitchyardError } from '../errors.js'
+import type { Logger } from './logger.js'
+import type { Command, Event, Message, Query } from './message.js'
+import type { DispatchScope } from './dispatch-scope.js'
+
+/** Runs queries. */
+export interface QueryExecutor {
+  /** Runs the query's handler now and resolves with its result. */
+  query<R>(query: Query<string, unknown, R>): Promise<R>
+}
+
+/** Executes commands. */
+export interface CommandSender {
+  /** Runs the command's handler now and resolves with its result; its follow-up events are queued. */
+  execute<R>(command: Command<string, unknown, R>): Promise<R>
+}
+
+/** Publishes events. */
+export interface EventPublisher {
+  /**
+   * Queues an event as a follow-up. It is released to the bus's FIFO queue only when this handler
+   * succeeds, and handled before the outer `execute`/`publish` resolves. Linked to the message being
+   * handled: same correlation id, causation id = that message's id.
+   */
+  publish(event: Event): void
+}
+
+/** The context of a query handler. */
+export interface QueryContext<M extends Message = Message> extends QueryExecutor {
+  /** The message being handled (its metadata included). */
+  readonly message: M
+  /** Aborted when the handler should stop (a `timeout()` expired, or the caller's signal aborted). */
+  readonly signal: AbortSignal
+  /** 1 on the first try; counts up under the `retry()` middleware. */
+  readonly attempt: number
+  /** The bus's logger (bound to the correlation id under `correlation()`). */
+  readonly logger: Logger
+  /** The handler's name, for logs. */
+  readonly handlerName: string
+}
+
+/** The context of a command or event handler. */
+export interface HandlerContext<M extends Message = Message>
+  extends QueryContext<M>, CommandSender, EventPublisher {}
+
+/** The context a middleware sees: the handler's context, whatever the message kind. */
+export type MiddlewareContext = HandlerContext
+
+/** The bus operations a context delegates nested work to. */
+export interface NestedDispatcher {
+  readonly logger: Logger
+  runNested(
+    message: Command | Query,
+    kind: 'command' | 'query',
+    parent: DispatchContext,
+  ): Promise<unknown>
+}
+
+let neverAborted: AbortSignal | undefined
+
+/** @internal The one context class; cheap to create (no controller or array until asked for). */
+export class DispatchContext implements HandlerContext {
+  attempt = 1
+  logger: Logger
+  /** Follow-up events staged by the current attempt; released when the handler succeeds. */
+  pending: Event[] | undefined = undefined
+  closed = false
+  #signal: AbortSignal | undefined
+
+  constructor(
+    readonly dispatcher: NestedDispatcher,
+    readonly message: Message,
+    readonly handlerName: string,
+    public scope: DispatchScope | undefined,
+    signal: AbortSignal | undefined,
+  ) {
+    this.logger = dispatcher.logger
+    this.#signal = signal
+  }
+
+  get signal(): AbortSignal {
+    return (this.#signal ??= neverAborted ??= new AbortController().signal)
+  }
+
+  /** The signal if one was set, without creating one. */
+  get signalIfSet(): AbortSignal | undefined {
+    return this.#signal
+  }
+
+  /** Installs the signal the handler sees (the timeout middleware's, for one attempt). */
+  setSignal(signal: AbortSignal | undefined): void {
+    this.#signal = signal
+  }
+
+  publish(event: Event): void {
+    this.#assertCanAct('publish')
+    if (event === null || typeof event !== 'object' || event.kind !== 'event') {
+      throw new SwitchyardError(
+        ErrorCode.WrongMessageKind,
+        `ctx.publish() takes an event; got ${describeKind(event)}`,
+        {
+          details: { handler: this.handlerName },
+        },
+      )
+    }
+    ;(this.pending ??= []).push(linkTo(event, this.message))
+  }
+
+  async execute<R>(command: Command<string, unknown, R>): Promise<R> {
+    this.#assertCanAct('execute')
+    return (await this.dispatcher.runNested(linkTo(command, this.message), 'command', this)) as R
+  }
+
+  async query<R>(query: Query<string, unknown, R>): Promise<R> {
+    this.#assertOpen('query')
+    return (await this.dispatcher.runNested(linkTo(query, this.message), 'query', this)) as R
+  }
+
+  #assertCanAct(method: string): void {
+    this.#assertOpen(method)
+    if (this.message.kind === 'query') {
+      throw new SwitchyardError(
+        ErrorCode.QuerySideEffect,
+        `The handler of query "${this.message.type}" called ctx.${method}(); queries read, they cannot publish events or execute commands`,
+        { details: { messageType: this.message.type, handler: this.handlerName } },
+      )
+    }
+  }
+
+  #assertOpen(method: string): void {
+    if (this.closed) {
+      throw new SwitchyardError(
+        ErrorCode.ContextClosed,
+        `ctx.${method}() was called after the handler "${this.handlerName}" of "${this.message.type}" had finished (or timed out); await follow-ups inside the handler`,
+        { details: { messageType: this.message.type, handler: this.handlerName } },
+      )
+    }
+  }
+}
+
+function describeKind(value: unknown): string {
+  if (value === null || typeof value !== 'object') return String(value)
+  const kind = (value as { kind?: unknown }).kind
+  return typeof kind === 'string' ? `a ${kind}` : 'something that is not a message'
+}
+
+/** Links a follow-up to its cause: same correlation id, causation id = the cause's id. */
+export function linkTo<M extends Message>(message: M, cause: Message): M {
+  if (message === null || typeof message !== 'object') return message
+  if (message.causationId === cause.id && message.correlationId === cause.correlationId)
+    return message
+  return { ...message, correlationId: cause.correlationId, causationId: cause.id }
+}

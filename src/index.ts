@@ -1,0 +1,62 @@
+// The core public API. Re-exports only; no logic here.
+export {
+  ConcurrencyError,
+  ConfigurationError,
+  ErrorCode,
+  HandlerNotFoundError,
+  HandlerTimeoutError,
+  isRetryable,
+  isSwitchyardError,
+  LoopDetectedError,
+  MessageValidationError,
+  SwitchyardError,
+} from './errors.js'
+export type { ErrorDetails, SwitchyardErrorOptions, ValidationIssue } from './errors.js'
+export { defineCommand, defineEvent, defineQuery, isMessage } from './core/define.js'
+export type {
+  AnyDefinition,
+  AnyMessage,
+  Command,
+  CommandDefinition,
+  DefinitionBase,
+  Event,
+  EventDefinition,
+  EventDefinitionOptions,
+  Message,
+  MessageKind,
+  MessageMetadata,
+  MessageOf,
+  MessageOptions,
+  Query,
+  QueryDefinition,
+  ResultOf,
+} from './core/message.js'
+export { MessageBus } from './core/bus.js'
+export type { DispatchOptions, HandlerErrorInfo, MessageBusOptions } from './core/bus.js'
+export { HandlerRegistry } from './core/registry.js'
+export type {
+  CommandHandler,
+  EventHandler,
+  HandleOptions,
+  HandlerFn,
+  HandlerObject,
+  QueryHandler,
+} from './core/registry.js'
+export type {
+  CommandSender,
+  EventPublisher,
+  HandlerContext,
+  MiddlewareContext,
+  QueryContext,
+  QueryExecutor,
+} from './core/context.js'
+export type { Middleware } from './core/middleware/middleware.js'
+export { retry } from './core/middleware/retry.js'
+export type { BackoffOptions, RetryOptions } from './core/middleware/retry.js'
+export { timeout } from './core/middleware/timeout.js'
+export { logging } from './core/middleware/logging.js'
+export type { LoggingOptions } from './core/middleware/logging.js'
+export { correlation } from './core/middleware/correlation.js'
+export { silentLogger } from './core/logger.js'
+export type { Logger, LogLevel } from './core/logger.js'
+export { uuidv7 } from './core/uuid.js'

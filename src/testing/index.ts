@@ -1,0 +1,4 @@
+// switchyard-bus/testing: helpers for testing code built on Switchyard. Re-exports only.
+export { RecordingLogger } from './recording-logger.js'
+export type { LogEntry } from './recording-logger.js'
+export { expectSwitchyardError } from './expect-error.js'

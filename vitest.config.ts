@@ -1,0 +1,42 @@
+import { fileURLToPath } from 'node:url'
+import { defineConfig } from 'vitest/config'
+
+const ci = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
+const alias = {
+  'switchyard-bus/testing': fileURLToPath(new URL('./src/testing/index.ts', import.meta.url)),
+  'switchyard-bus': fileURLToPath(new URL('./src/index.ts', import.meta.url)),
+}
+
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    allowOnly: !ci,
+    projects: [
+      {
+        resolve: { alias },
+        test: {
+          name: 'unit',
+          include: [
+            'src/**/*.test.ts',
+            'test/unit/**/*.test.ts',
+            'examples/**/*.test.ts',
+            'docs/**/*.test.ts',
+          ],
+          typecheck: {
+            enabled: true,
+            include: ['src/**/*.test-d.ts', 'test/**/*.test-d.ts'],
+            tsconfig: './tsconfig.json',
+          },
+        },
+      },
+      {
+        test: {
+          name: 'package',
+          include: ['test/package/**/*.test.ts'],
+          testTimeout: 240_000,
+          hookTimeout: 240_000,
+        },
+      },
+    ],
+  },
+})
