@@ -150,7 +150,9 @@ function build(
   definition.createAsync = async (payload: unknown, options?: MessageOptions) =>
     createMessage(kind, type, await validateAsync(schema, type, payload), options)
   definition.is = (value: unknown) => isMessage(value) && value.type === type && value.kind === kind
+  // Type-level only: the result and payload types live in the phantom types, not at run time.
   definition.returns = () => definition
+  definition.withPayload = () => definition
   return definition
 }
 

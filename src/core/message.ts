@@ -101,6 +101,8 @@ export interface CommandDefinition<
   is(value: unknown): value is Command<T, P, R>
   /** The same definition, typed to return `R2` from its handler. */
   returns<R2>(): CommandDefinition<T, P, R2, I>
+  /** The same definition with payload type `P2` (for definitions without a schema). */
+  withPayload<P2>(): CommandDefinition<T, P2, R, P2>
 }
 
 /** Creates queries of one type. Call it with a payload; `.returns<R>()` fixes the result type. */
@@ -117,6 +119,8 @@ export interface QueryDefinition<
   is(value: unknown): value is Query<T, P, R>
   /** The same definition, typed to return `R2` from its handler. */
   returns<R2>(): QueryDefinition<T, P, R2, I>
+  /** The same definition with payload type `P2` (for definitions without a schema). */
+  withPayload<P2>(): QueryDefinition<T, P2, R, P2>
 }
 
 /** Creates events of one type. */
@@ -132,6 +136,8 @@ export interface EventDefinition<
   is(value: unknown): value is Event<T, P>
   /** The topic integration events are published to through the outbox; undefined = in process only. */
   readonly topic: string | undefined
+  /** The same definition with payload type `P2` (for definitions without a schema). */
+  withPayload<P2>(): EventDefinition<T, P2, P2>
 }
 
 /** Any definition, whatever its payload and result types. */
