@@ -16,7 +16,10 @@ import {
 describe('the error model', () => {
   it('gives every error a name, a stable code, retryable, cause and plain details', () => {
     const cause = new Error('driver said no')
-    const error = new HandlerTimeoutError('too slow', { cause, details: { messageType: 'Allocate' } })
+    const error = new HandlerTimeoutError('too slow', {
+      cause,
+      details: { messageType: 'Allocate' },
+    })
     expect(error.name).toBe('HandlerTimeoutError')
     expect(error.code).toBe('SWITCHYARD_HANDLER_TIMEOUT')
     expect(error.retryable).toBe(true)
@@ -36,14 +39,21 @@ describe('the error model', () => {
   })
 
   it('recognises Switchyard errors by shape, also from another copy of the package', () => {
-    const foreign = Object.assign(new Error('from another copy'), { code: 'SWITCHYARD_NO_HANDLER', retryable: false })
+    const foreign = Object.assign(new Error('from another copy'), {
+      code: 'SWITCHYARD_NO_HANDLER',
+      retryable: false,
+    })
     expect(isSwitchyardError(foreign)).toBe(true)
     expect(isSwitchyardError(foreign, ErrorCode.NoHandler)).toBe(true)
     expect(isSwitchyardError(foreign, ErrorCode.LoopDetected)).toBe(false)
-    expect(isSwitchyardError(Object.assign(new Error('x'), { code: 'ECONNRESET', retryable: true }))).toBe(false)
+    expect(
+      isSwitchyardError(Object.assign(new Error('x'), { code: 'ECONNRESET', retryable: true })),
+    ).toBe(false)
     expect(isSwitchyardError({ code: 'SWITCHYARD_NO_HANDLER', retryable: false })).toBe(false)
     expect(isSwitchyardError(null)).toBe(false)
-    expect(isSwitchyardError(new SwitchyardError(ErrorCode.Aborted, 'x'), ErrorCode.Aborted)).toBe(true)
+    expect(isSwitchyardError(new SwitchyardError(ErrorCode.Aborted, 'x'), ErrorCode.Aborted)).toBe(
+      true,
+    )
   })
 
   it('treats unknown errors as retryable unless they say otherwise', () => {

@@ -25,6 +25,12 @@ export const ErrorCode = {
   QuerySideEffect: 'SWITCHYARD_QUERY_SIDE_EFFECT',
   /** A handler used its context after its invocation had settled. */
   ContextClosed: 'SWITCHYARD_CONTEXT_CLOSED',
+  /** A handler declares a dependency that the bus does not provide. */
+  MissingDependency: 'SWITCHYARD_MISSING_DEPENDENCY',
+  /** Dependency factories depend on each other in a cycle. */
+  DependencyCycle: 'SWITCHYARD_DEPENDENCY_CYCLE',
+  /** A unit of work was used after it committed or rolled back. */
+  UnitOfWorkClosed: 'SWITCHYARD_UNIT_OF_WORK_CLOSED',
   /** A command or query has no handler. */
   NoHandler: 'SWITCHYARD_NO_HANDLER',
   /** A payload failed its schema. */
@@ -41,6 +47,8 @@ export const ErrorCode = {
   LoopDetected: 'SWITCHYARD_LOOP_DETECTED',
   /** An event handler failed (wraps the handler's error when the bus rejects with them). */
   EventHandlerFailed: 'SWITCHYARD_EVENT_HANDLER_FAILED',
+  /** A dispatch was attempted after `bus.close()`. */
+  BusClosed: 'SWITCHYARD_BUS_CLOSED',
   /** The dispatch was aborted through its `signal`. */
   Aborted: 'SWITCHYARD_ABORTED',
 } as const

@@ -32,7 +32,30 @@ export type {
   ResultOf,
 } from './core/message.js'
 export { MessageBus } from './core/bus.js'
-export type { DispatchOptions, HandlerErrorInfo, MessageBusOptions } from './core/bus.js'
+export type {
+  BusObserver,
+  DispatchOptions,
+  HandlerErrorInfo,
+  MessageBusOptions,
+} from './core/bus.js'
+export { AggregateRoot } from './core/aggregate.js'
+export type { AggregateRepository, Repository } from './core/repository.js'
+export { TrackingRepository } from './core/repository.js'
+export { isUnitOfWork, UnitOfWork } from './core/unit-of-work.js'
+export type { UnitOfWorkHook, UnitOfWorkHooks, UnitOfWorkState } from './core/unit-of-work.js'
+export {
+  cloneDeep,
+  InMemoryCollection,
+  InMemoryRepository,
+  InMemoryUnitOfWork,
+} from './core/in-memory.js'
+export type {
+  CollectionLike,
+  InMemoryCollectionOptions,
+  InMemoryRepositories,
+} from './core/in-memory.js'
+export { fromContainer, isProvider, scoped, singleton, transient } from './core/dependencies.js'
+export type { Dependencies, Factory, Lifetime, Provider, Resolver } from './core/dependencies.js'
 export { HandlerRegistry } from './core/registry.js'
 export type {
   CommandHandler,
@@ -45,6 +68,7 @@ export type {
 export type {
   CommandSender,
   EventPublisher,
+  NoDependencies,
   HandlerContext,
   MiddlewareContext,
   QueryContext,

@@ -13,14 +13,22 @@ import {
   type ResultOf,
 } from '../index.js'
 
-const Allocate = defineCommand('Allocate', z.object({ orderId: z.string(), qty: z.number() })).returns<string>()
+const Allocate = defineCommand(
+  'Allocate',
+  z.object({ orderId: z.string(), qty: z.number() }),
+).returns<string>()
 const Deallocate = defineCommand<{ orderId: string }>('Deallocate')
 const Allocated = defineEvent('Allocated', z.object({ orderId: z.string() }))
-const GetAllocations = defineQuery('GetAllocations').withPayload<{ sku: string }>().returns<readonly string[]>()
+const GetAllocations = defineQuery('GetAllocations')
+  .withPayload<{ sku: string }>()
+  .returns<readonly string[]>()
 
 describe('typed messages', () => {
   it('infers the payload from the schema', () => {
-    expectTypeOf(Allocate({ orderId: 'o', qty: 1 }).payload).toEqualTypeOf<{ orderId: string; qty: number }>()
+    expectTypeOf(Allocate({ orderId: 'o', qty: 1 }).payload).toEqualTypeOf<{
+      orderId: string
+      qty: number
+    }>()
     expectTypeOf(Allocate({ orderId: 'o', qty: 1 }).type).toEqualTypeOf<'Allocate'>()
     // @ts-expect-error qty must be a number
     Allocate({ orderId: 'o', qty: '1' })
@@ -29,8 +37,12 @@ describe('typed messages', () => {
   })
 
   it('keeps the literal type with withPayload<P>(), and widens it with explicit generics', () => {
-    expectTypeOf(defineEvent('Shipped').withPayload<{ id: number }>()({ id: 1 })).toEqualTypeOf<Event<'Shipped', { id: number }>>()
-    expectTypeOf(defineEvent<{ id: number }>('Shipped')({ id: 1 })).toEqualTypeOf<Event<string, { id: number }>>()
+    expectTypeOf(defineEvent('Shipped').withPayload<{ id: number }>()({ id: 1 })).toEqualTypeOf<
+      Event<'Shipped', { id: number }>
+    >()
+    expectTypeOf(defineEvent<{ id: number }>('Shipped')({ id: 1 })).toEqualTypeOf<
+      Event<string, { id: number }>
+    >()
   })
 
   it('lets a payload-less message be created with no argument', () => {
@@ -53,8 +65,12 @@ describe('typed results without casts', () => {
   })
 
   it('types query() and dispatch() from the query definition', () => {
-    expectTypeOf(bus.query(GetAllocations({ sku: 's' }))).toEqualTypeOf<Promise<readonly string[]>>()
-    expectTypeOf(bus.dispatch(GetAllocations({ sku: 's' }))).toEqualTypeOf<Promise<readonly string[]>>()
+    expectTypeOf(bus.query(GetAllocations({ sku: 's' }))).toEqualTypeOf<
+      Promise<readonly string[]>
+    >()
+    expectTypeOf(bus.dispatch(GetAllocations({ sku: 's' }))).toEqualTypeOf<
+      Promise<readonly string[]>
+    >()
     expectTypeOf(bus.dispatch(Allocate({ orderId: 'o', qty: 1 }))).toEqualTypeOf<Promise<string>>()
     expectTypeOf<ResultOf<Event>>().toEqualTypeOf<void>()
   })
@@ -74,13 +90,21 @@ describe('typed handlers', () => {
 
   it('types the message and context of each handler', () => {
     bus.handle(Allocate, (cmd, ctx) => {
-      expectTypeOf(cmd).toEqualTypeOf<Command<'Allocate', { orderId: string; qty: number }, string>>()
-      expectTypeOf(ctx).toEqualTypeOf<HandlerContext<Command<'Allocate', { orderId: string; qty: number }, string>>>()
+      expectTypeOf(cmd).toEqualTypeOf<
+        Command<'Allocate', { orderId: string; qty: number }, string>
+      >()
+      expectTypeOf(ctx).toEqualTypeOf<
+        HandlerContext<Command<'Allocate', { orderId: string; qty: number }, string>>
+      >()
       return cmd.payload.orderId
     })
     bus.handle(GetAllocations, (query, ctx) => {
-      expectTypeOf(query).toEqualTypeOf<Query<'GetAllocations', { sku: string }, readonly string[]>>()
-      expectTypeOf(ctx).toEqualTypeOf<QueryContext<Query<'GetAllocations', { sku: string }, readonly string[]>>>()
+      expectTypeOf(query).toEqualTypeOf<
+        Query<'GetAllocations', { sku: string }, readonly string[]>
+      >()
+      expectTypeOf(ctx).toEqualTypeOf<
+        QueryContext<Query<'GetAllocations', { sku: string }, readonly string[]>>
+      >()
       // @ts-expect-error query handlers cannot publish
       ctx.publish(Allocated({ orderId: 'o' }))
       return [query.payload.sku]

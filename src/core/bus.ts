@@ -5,7 +5,8 @@
  *   events before it resolves with the handler's result.
  * - `publish(event)` runs every handler of the event (in registration order), then drains.
  * - `query(query)` runs the query's one handler and resolves with its result.
- * - Follow-ups staged by a handler (`ctx.publish`) are released only when that handler succeeds.
+ * - Follow-ups a handler stages (`ctx.publish`, and the events its unit of work releases on commit)
+ *   join the queue only when that handler succeeds.
  * - An event handler's failure never stops its siblings or the queue: it goes to the logger and the
  *   `onHandlerError` hook, and with `eventHandlerErrors: 'reject'` the outer call rejects with an
  *   `AggregateError` of them once the queue is drained.
@@ -19,38 +20,26 @@ import {
   isRetryable,
   SwitchyardError,
 } from '../errors.js'
-import { DispatchContext, type NestedDispatcher } from './context.js'
+import {
+  type BusObserver,
+  type HandlerErrorInfo,
+  type MessageBusOptions,
+  type ResolvedOptions,
+  resolveOptions,
+} from './bus-options.js'
+import { DependencyContainer, disposeAll, type InvocationCache } from './container.js'
+import { DispatchContext, linkTo, type NestedDispatcher, type NoDependencies } from './context.js'
 import { isMessage, notAMessage } from './define.js'
+import { type Factory, missingDependency, type Provider } from './dependencies.js'
 import { DispatchScope } from './dispatch-scope.js'
-import { type Logger, type LogLevel, logAt, silentLogger } from './logger.js'
+import { type Logger, logAt } from './logger.js'
 import type { Command, Event, Message, MessageKind, Query, ResultOf } from './message.js'
 import { runChain } from './middleware/compose.js'
 import type { Middleware } from './middleware/middleware.js'
 import { duplicateType, type HandlerEntry, HandlerRegistry } from './registry.js'
+import { isUnitOfWork, type UnitOfWork } from './unit-of-work.js'
 
-/** What the `onHandlerError` hook learns about a failure. */
-export interface HandlerErrorInfo {
-  readonly message: Message
-  readonly handler: string
-}
-
-/** Options of a {@link MessageBus}. Defaults are applied in one place, the constructor. */
-export interface MessageBusOptions {
-  /** Registries to take handlers from, besides the bus's own `handle()` calls. */
-  readonly handlers?: HandlerRegistry | readonly HandlerRegistry[]
-  /** Middleware around every handler, outermost first. */
-  readonly middleware?: readonly Middleware[]
-  /** A pino-compatible logger. Default: silent. */
-  readonly logger?: Logger
-  /** Levels the bus logs at: `activity` (dispatch details, default 'debug'), `errors` (default 'error'). */
-  readonly logLevels?: { readonly activity?: LogLevel; readonly errors?: LogLevel }
-  /** Most messages one top-level dispatch may handle before `LoopDetectedError`. Default 1,000. */
-  readonly maxIterations?: number
-  /** Called with each event-handler failure (after the handler's retries). */
-  readonly onHandlerError?: (error: unknown, info: HandlerErrorInfo) => void | Promise<void>
-  /** `'isolate'` (default): log and go on. `'reject'`: go on, then reject with an `AggregateError`. */
-  readonly eventHandlerErrors?: 'isolate' | 'reject'
-}
+export type { HandlerErrorInfo, MessageBusOptions, BusObserver }
 
 /** Options of one dispatch. */
 export interface DispatchOptions {
@@ -58,74 +47,46 @@ export interface DispatchOptions {
   readonly signal?: AbortSignal
 }
 
+type Call = (message: Message, ctx: DispatchContext) => unknown
+
 interface Route {
   readonly kind: MessageKind
   readonly name: string
-  readonly fn: (message: never, ctx: never) => unknown
+  readonly call: Call
   /** Undefined when there is no middleware: the handler is called directly. */
   readonly chain: readonly Middleware[] | undefined
 }
 
 function invoke(route: Route, message: Message, ctx: DispatchContext): unknown {
   return route.chain === undefined
-    ? (route.fn as (m: Message, c: DispatchContext) => unknown)(message, ctx)
-    : runChain(route.chain, ctx, route.fn)
+    ? route.call(message, ctx)
+    : runChain(route.chain, ctx, route.call)
 }
 
 /** The in-process bus. Register handlers with `handle()`, then dispatch. */
-export class MessageBus extends HandlerRegistry implements NestedDispatcher {
+export class MessageBus<D extends object = NoDependencies>
+  extends HandlerRegistry<D>
+  implements NestedDispatcher, AsyncDisposable
+{
   readonly logger: Logger
-  readonly #registries: readonly HandlerRegistry[]
-  readonly #middleware: readonly Middleware[]
-  readonly #activityLevel: LogLevel
-  readonly #errorLevel: LogLevel
-  readonly #maxIterations: number
-  readonly #onHandlerError: MessageBusOptions['onHandlerError']
-  readonly #rejectEventErrors: boolean
+  readonly #options: ResolvedOptions
+  readonly #container: DependencyContainer
   readonly #single = new Map<string, Route>()
   readonly #events = new Map<string, Route[]>()
+  readonly #observers: BusObserver[] = []
   #started = false
+  #closed = false
 
-  constructor(options: MessageBusOptions = {}) {
+  constructor(options: MessageBusOptions<D> = {}) {
     super()
-    const problems: string[] = []
-    const handlers = options.handlers
-    const registries =
-      handlers === undefined ? [] : handlers instanceof HandlerRegistry ? [handlers] : [...handlers]
-    if (registries.some((r) => !(r instanceof HandlerRegistry)))
-      problems.push('handlers must be HandlerRegistry instances')
-    const middleware = options.middleware ?? []
-    if (!Array.isArray(middleware) || middleware.some((m) => typeof m !== 'function')) {
-      problems.push('middleware must be an array of functions (ctx, next) => Promise')
-    }
-    const maxIterations = options.maxIterations ?? 1000
-    if (!Number.isSafeInteger(maxIterations) || maxIterations < 1) {
-      problems.push(`maxIterations must be a whole number ≥ 1; got ${String(maxIterations)}`)
-    }
-    const mode = options.eventHandlerErrors ?? 'isolate'
-    if (mode !== 'isolate' && mode !== 'reject')
-      problems.push(`eventHandlerErrors must be 'isolate' or 'reject'; got ${String(mode)}`)
-    if (options.onHandlerError !== undefined && typeof options.onHandlerError !== 'function') {
-      problems.push('onHandlerError must be a function')
-    }
-    if (problems.length > 0) {
-      throw new ConfigurationError(`Invalid MessageBus options: ${problems.join('; ')}`, {
-        problems,
-      })
-    }
-    this.#registries = registries
-    this.#middleware = [...middleware]
-    this.logger = options.logger ?? silentLogger
-    this.#activityLevel = options.logLevels?.activity ?? 'debug'
-    this.#errorLevel = options.logLevels?.errors ?? 'error'
-    this.#maxIterations = maxIterations
-    this.#onHandlerError = options.onHandlerError
-    this.#rejectEventErrors = mode === 'reject'
+    this.#options = resolveOptions(options)
+    this.logger = this.#options.logger
+    this.#container = new DependencyContainer(this.#options.dependencies)
   }
 
   /**
-   * Freezes registration and checks it, reporting every problem at once. Called by the first
-   * dispatch if not called before. Idempotent.
+   * Freezes registration and checks it (handlers, dependencies), reporting every problem at once.
+   * The first dispatch calls it if you did not. Idempotent.
    */
   async start(): Promise<void> {
     this.#compile()
@@ -146,28 +107,36 @@ export class MessageBus extends HandlerRegistry implements NestedDispatcher {
       result = await invoke(route, command, ctx)
     } catch (error) {
       ctx.closed = true
-      // Nested commands that succeeded before the failure did commit: their events still go out.
-      if (ctx.scope !== undefined) await this.#drain(ctx.scope)
+      // Nested commands that succeeded before the failure committed: their events still go out.
+      if (ctx.scope !== undefined) await this.#end(ctx.scope, false)
       logAt(
         this.logger,
-        this.#activityLevel,
+        this.#options.activityLevel,
         { err: error, messageType: command.type, messageId: command.id, handler: route.name },
         'command handler failed',
       )
       throw error
     }
     ctx.closed = true
-    if (ctx.pending !== undefined || ctx.scope !== undefined) await this.#settle(ctx)
+    if (ctx.pending !== undefined || ctx.scope !== undefined) {
+      const scope = (ctx.scope ??= this.#scope(command, options?.signal))
+      if (ctx.pending !== undefined) scope.release(ctx.pending)
+      await this.#end(scope, true)
+    }
     return result as R
   }
 
   /** Runs every handler of the event, drains the follow-ups, and resolves when all is handled. */
   async publish(event: Event, options?: DispatchOptions): Promise<void> {
     this.#check(event, 'event', 'publish', options)
-    const scope = new DispatchScope(event, options?.signal, this.#maxIterations)
-    await this.#handleEvent(event, scope)
-    await this.#drain(scope)
-    this.#throwCollected(scope)
+    const scope = this.#scope(event, options?.signal)
+    try {
+      await this.#handleEvent(event, scope)
+    } catch (error) {
+      await this.#end(scope, false)
+      throw error
+    }
+    await this.#end(scope, true)
   }
 
   /** Runs the query's handler and resolves with its result. */
@@ -178,6 +147,7 @@ export class MessageBus extends HandlerRegistry implements NestedDispatcher {
       return (await invoke(route, query, ctx)) as R
     } finally {
       ctx.closed = true
+      if (ctx.scope !== undefined) await this.#end(ctx.scope, false)
     }
   }
 
@@ -194,6 +164,41 @@ export class MessageBus extends HandlerRegistry implements NestedDispatcher {
     }
   }
 
+  /**
+   * Replaces a dependency until the returned handle is disposed (`using _ = bus.override(…)`), like
+   * FastAPI's dependency_overrides. A factory keeps the original's lifetime; a provider brings its own.
+   */
+  override<K extends keyof D & string>(
+    name: K,
+    replacement: Factory<D[K], D> | Provider<D[K], D>,
+  ): Disposable {
+    return this.#container.override(name, replacement as Factory<unknown, unknown>)
+  }
+
+  /** Watches what the bus handles (test tooling); returns a handle that stops watching. */
+  observe(observer: BusObserver): Disposable {
+    this.#observers.push(observer)
+    return {
+      [Symbol.dispose]: () => {
+        const at = this.#observers.indexOf(observer)
+        if (at >= 0) this.#observers.splice(at, 1)
+      },
+    }
+  }
+
+  /** Disposes the singletons the bus made; later dispatches reject. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true
+    await this.#container.close((error) =>
+      logAt(this.logger, this.#options.errorLevel, { err: error }, 'disposing a singleton failed'),
+    )
+  }
+
+  /** `await using bus = …` closes the bus. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
   /** @internal Runs a command or query from inside a handler (`ctx.execute` / `ctx.query`). */
   async runNested(
     message: Command | Query,
@@ -201,11 +206,7 @@ export class MessageBus extends HandlerRegistry implements NestedDispatcher {
     parent: DispatchContext,
   ): Promise<unknown> {
     const route = this.#route(message, kind, kind === 'command' ? 'execute' : 'query', undefined)
-    const scope = (parent.scope ??= new DispatchScope(
-      parent.message,
-      parent.signalIfSet,
-      this.#maxIterations,
-    ))
+    const scope = (parent.scope ??= this.#scope(parent.message, parent.signalIfSet))
     scope.count1(message)
     ;(scope.nested ??= []).push(message)
     const ctx = new DispatchContext(this, message, route.name, scope, scope.signal)
@@ -218,26 +219,33 @@ export class MessageBus extends HandlerRegistry implements NestedDispatcher {
     }
   }
 
-  async #settle(ctx: DispatchContext): Promise<void> {
-    const scope = (ctx.scope ??= new DispatchScope(
-      ctx.message,
-      ctx.signalIfSet,
-      this.#maxIterations,
-    ))
-    if (ctx.pending !== undefined) scope.release(ctx.pending)
-    await this.#drain(scope)
-    this.#throwCollected(scope)
+  #scope(root: Message, signal: AbortSignal | undefined): DispatchScope {
+    return new DispatchScope(root, signal, this.#options.maxIterations)
   }
 
-  async #drain(scope: DispatchScope): Promise<void> {
-    while (scope.head < scope.queue.length) {
-      const event = scope.queue[scope.head++]!
-      scope.count1(event)
-      await this.#handleEvent(event, scope)
+  /** Drains the queue, disposes the scope's values, and (on success) reports collected failures. */
+  async #end(scope: DispatchScope, succeeded: boolean): Promise<void> {
+    try {
+      while (scope.head < scope.queue.length) {
+        const event = scope.queue[scope.head++]!
+        scope.count1(event)
+        await this.#handleEvent(event, scope)
+      }
+    } finally {
+      if (scope.disposables !== undefined)
+        await disposeAll(scope.disposables.splice(0), (error) => this.#disposeFailed(error))
+    }
+    if (succeeded && scope.failures !== undefined) {
+      const failures = scope.failures
+      throw new AggregateError(
+        failures,
+        `${failures.length} event handler${failures.length === 1 ? '' : 's'} failed while dispatching "${scope.root.type}": ${failures.map((f) => f.message).join('; ')}`,
+      )
     }
   }
 
   async #handleEvent(event: Event, scope: DispatchScope): Promise<void> {
+    if (this.#observers.length !== 0) this.#notify(event)
     const routes = this.#events.get(event.type)
     if (routes === undefined) return
     for (const route of routes) {
@@ -267,20 +275,21 @@ export class MessageBus extends HandlerRegistry implements NestedDispatcher {
       correlationId: event.correlationId,
       handler: route.name,
     }
-    logAt(this.logger, this.#errorLevel, fields, 'event handler failed')
-    if (this.#onHandlerError !== undefined) {
+    logAt(this.logger, this.#options.errorLevel, fields, 'event handler failed')
+    const hook = this.#options.onHandlerError
+    if (hook !== undefined) {
       try {
-        await this.#onHandlerError(error, { message: event, handler: route.name })
+        await hook(error, { message: event, handler: route.name })
       } catch (hookError) {
         logAt(
           this.logger,
-          this.#errorLevel,
+          this.#options.errorLevel,
           { ...fields, err: hookError },
           'onHandlerError hook threw',
         )
       }
     }
-    if (this.#rejectEventErrors) {
+    if (this.#options.rejectEventErrors) {
       const reason = error instanceof Error ? error.message : String(error)
       ;(scope.failures ??= []).push(
         new SwitchyardError(
@@ -296,13 +305,67 @@ export class MessageBus extends HandlerRegistry implements NestedDispatcher {
     }
   }
 
-  #throwCollected(scope: DispatchScope): void {
-    const failures = scope.failures
-    if (failures === undefined) return
-    throw new AggregateError(
-      failures,
-      `${failures.length} event handler${failures.length === 1 ? '' : 's'} failed while dispatching "${scope.root.type}": ${failures.map((f) => f.message).join('; ')}`,
-    )
+  /** Resolves a handler's dependencies, runs it, and links its units of work to the bus. */
+  async #withDependencies(
+    entry: HandlerEntry,
+    message: Message,
+    ctx: DispatchContext,
+  ): Promise<unknown> {
+    const scope = (ctx.scope ??= this.#scope(ctx.message, ctx.signalIfSet))
+    const invocation: InvocationCache = { transients: [] }
+    const units: UnitOfWork[] = []
+    try {
+      const deps: Record<string, unknown> = {}
+      for (const name of entry.deps) {
+        const value = await this.#container.resolve(name, scope, invocation)
+        if (isUnitOfWork(value)) {
+          if (!invocation.transients.includes(value)) {
+            throw new ConfigurationError(
+              `The unit of work "${name}" must be provided with transient(): each handler invocation needs its own`,
+              { details: { dependency: name } },
+            )
+          }
+          units.push(value)
+          value.on('committed', ({ events }) => this.#committed(ctx, events))
+        }
+        deps[name] = value
+      }
+      ctx.deps = deps
+      const result = await (entry.fn as Call)(message, ctx)
+      for (const unit of units) {
+        if (unit.state !== 'open') continue
+        logAt(
+          this.logger,
+          'debug',
+          { messageType: message.type, messageId: message.id, handler: entry.name },
+          'handler finished without committing its unit of work; rolled back, no events released',
+        )
+        await unit.rollback()
+      }
+      return result
+    } catch (error) {
+      for (const unit of units)
+        if (unit.state === 'open')
+          await unit.rollback().catch((e: unknown) => this.#disposeFailed(e))
+      throw error
+    } finally {
+      await disposeAll(invocation.transients, (error) => this.#disposeFailed(error))
+    }
+  }
+
+  #committed(ctx: DispatchContext, events: readonly Event[]): void {
+    if (events.length === 0) return
+    for (const observer of this.#observers) observer.onCommit?.(events)
+    const pending = (ctx.pending ??= [])
+    for (const event of events) pending.push(linkTo(event, ctx.message))
+  }
+
+  #disposeFailed(error: unknown): void {
+    logAt(this.logger, this.#options.errorLevel, { err: error }, 'disposing a dependency failed')
+  }
+
+  #notify(message: Message): void {
+    for (const observer of this.#observers) observer.onMessage?.(message)
   }
 
   #check(
@@ -318,6 +381,13 @@ export class MessageBus extends HandlerRegistry implements NestedDispatcher {
         ErrorCode.WrongMessageKind,
         `bus.${method}() takes a ${kind}, but "${message.type}" is a ${message.kind}; use bus.${message.kind === 'command' ? 'execute' : message.kind === 'event' ? 'publish' : 'query'}() or bus.dispatch()`,
         { details: { messageType: message.type, expected: kind, actual: message.kind } },
+      )
+    }
+    if (this.#closed) {
+      throw new SwitchyardError(
+        ErrorCode.BusClosed,
+        `The bus is closed; "${message.type}" was not dispatched`,
+        { details: { messageType: message.type } },
       )
     }
     if (options?.signal?.aborted === true) {
@@ -339,6 +409,7 @@ export class MessageBus extends HandlerRegistry implements NestedDispatcher {
     options: DispatchOptions | undefined,
   ): Route {
     this.#check(message, kind, method, options)
+    if (this.#observers.length !== 0) this.#notify(message)
     const route = this.#single.get(message.type)
     if (route === undefined || route.kind !== kind) {
       throw new HandlerNotFoundError(
@@ -351,46 +422,67 @@ export class MessageBus extends HandlerRegistry implements NestedDispatcher {
 
   #compile(): void {
     if (this.#started) return
-    const problems: string[] = []
+    const problems: ConfigurationError[] = []
     const definitions = new Map(this.definitions)
     const entries: HandlerEntry[] = [...this.entries]
-    for (const registry of this.#registries) {
+    for (const registry of this.#options.registries) {
       for (const [type, definition] of registry.definitions) {
         const known = definitions.get(type)
         if (known === undefined) definitions.set(type, definition)
-        else if (known !== definition) problems.push(duplicateType(definition, known).message)
+        else if (known !== definition) problems.push(duplicateType(definition, known))
       }
       entries.push(...registry.entries)
     }
+    const single = new Map<string, Route>()
+    const events = new Map<string, Route[]>()
     for (const entry of entries) {
+      for (const name of entry.deps) {
+        if (!this.#container.has(name))
+          problems.push(missingDependency(name, `The handler "${entry.name}" of "${entry.type}"`))
+      }
+      const call: Call =
+        entry.deps.length === 0
+          ? (entry.fn as Call)
+          : (message, ctx) => this.#withDependencies(entry, message, ctx)
+      const middleware = this.#options.middleware
       const route: Route = {
         kind: entry.kind,
         name: entry.name,
-        fn: entry.fn,
+        call,
         chain:
-          this.#middleware.length + entry.middleware.length === 0
+          middleware.length + entry.middleware.length === 0
             ? undefined
-            : [...this.#middleware, ...entry.middleware],
+            : [...middleware, ...entry.middleware],
       }
       if (entry.kind === 'event') {
-        const list = this.#events.get(entry.type)
-        if (list === undefined) this.#events.set(entry.type, [route])
+        const list = events.get(entry.type)
+        if (list === undefined) events.set(entry.type, [route])
         else list.push(route)
-      } else if (this.#single.has(entry.type)) {
+      } else if (single.has(entry.type)) {
         problems.push(
-          `The ${entry.kind} "${entry.type}" has two handlers ("${this.#single.get(entry.type)!.name}" and "${entry.name}") across registries`,
+          new ConfigurationError(
+            `The ${entry.kind} "${entry.type}" has two handlers ("${single.get(entry.type)!.name}" and "${entry.name}") across registries`,
+            { code: ErrorCode.DuplicateHandler },
+          ),
         )
       } else {
-        this.#single.set(entry.type, route)
+        single.set(entry.type, route)
       }
     }
     if (problems.length > 0) {
-      this.#single.clear()
-      this.#events.clear()
-      throw new ConfigurationError(`The bus cannot start: ${problems.join('; ')}`, { problems })
+      const code = problems.every((p) => p.code === problems[0]!.code)
+        ? problems[0]!.code
+        : ErrorCode.Configuration
+      throw new ConfigurationError(
+        `The bus cannot start: ${problems.map((p) => p.message).join('; ')}`,
+        { code, problems: problems.map((p) => p.message) },
+      )
     }
+    for (const [type, route] of single) this.#single.set(type, route)
+    for (const [type, list] of events) this.#events.set(type, list)
     this.#started = true
     this.freeze('bus started')
-    for (const registry of this.#registries) registry.freeze('a bus using this registry started')
+    for (const registry of this.#options.registries)
+      registry.freeze('a bus using this registry started')
   }
 }

@@ -30,8 +30,16 @@ export interface EventPublisher {
   publish(event: Event): void
 }
 
+/** The dependencies of a handler that declared none. */
+export type NoDependencies = Record<never, never>
+
 /** The context of a query handler. */
-export interface QueryContext<M extends Message = Message> extends QueryExecutor {
+export interface QueryContext<
+  M extends Message = Message,
+  Deps = NoDependencies,
+> extends QueryExecutor {
+  /** The dependencies the handler declared (`deps` at registration), resolved for this invocation. */
+  readonly deps: Deps
   /** The message being handled (its metadata included). */
   readonly message: M
   /** Aborted when the handler should stop (a `timeout()` expired, or the caller's signal aborted). */
@@ -45,8 +53,8 @@ export interface QueryContext<M extends Message = Message> extends QueryExecutor
 }
 
 /** The context of a command or event handler. */
-export interface HandlerContext<M extends Message = Message>
-  extends QueryContext<M>, CommandSender, EventPublisher {}
+export interface HandlerContext<M extends Message = Message, Deps = NoDependencies>
+  extends QueryContext<M, Deps>, CommandSender, EventPublisher {}
 
 /** The context a middleware sees: the handler's context, whatever the message kind. */
 export type MiddlewareContext = HandlerContext
@@ -62,10 +70,12 @@ export interface NestedDispatcher {
 }
 
 let neverAborted: AbortSignal | undefined
+const NO_DEPENDENCIES: NoDependencies = Object.freeze({})
 
 /** @internal The one context class; cheap to create (no controller or array until asked for). */
 export class DispatchContext implements HandlerContext {
   attempt = 1
+  deps: NoDependencies = NO_DEPENDENCIES
   logger: Logger
   /** Follow-up events staged by the current attempt; released when the handler succeeds. */
   pending: Event[] | undefined = undefined

@@ -4,9 +4,13 @@
  */
 import type { SwitchyardError } from '../errors.js'
 import { LoopDetectedError } from '../errors.js'
+import type { ScopeCache } from './container.js'
 import type { Event, Message } from './message.js'
 
-export class DispatchScope {
+export class DispatchScope implements ScopeCache {
+  /** Scoped dependency values of this dispatch, and what to dispose when it ends. */
+  scoped: ScopeCache['scoped'] = undefined
+  disposables: unknown[] | undefined = undefined
   /** Follow-up events in release order; `head` is the next to handle. Never shifted. */
   readonly queue: Event[] = []
   head = 0

@@ -4,7 +4,7 @@
  * any number, run in registration order. Frozen once a bus using it starts.
  */
 import { ConfigurationError, ErrorCode } from '../errors.js'
-import type { HandlerContext, QueryContext } from './context.js'
+import type { HandlerContext, NoDependencies, QueryContext } from './context.js'
 import type {
   AnyDefinition,
   Command,
@@ -26,23 +26,28 @@ export interface HandlerObject<M, R, C> {
 }
 
 /** Handles one command type and returns its result. */
-export type CommandHandler<M extends Command = Command, R = unknown> =
-  HandlerFn<M, R, HandlerContext<M>> | HandlerObject<M, R, HandlerContext<M>>
+export type CommandHandler<M extends Command = Command, R = unknown, Deps = NoDependencies> =
+  HandlerFn<M, R, HandlerContext<M, Deps>> | HandlerObject<M, R, HandlerContext<M, Deps>>
 
 /** Handles one query type and returns its result; cannot publish or execute. */
-export type QueryHandler<M extends Query = Query, R = unknown> =
-  HandlerFn<M, R, QueryContext<M>> | HandlerObject<M, R, QueryContext<M>>
+export type QueryHandler<M extends Query = Query, R = unknown, Deps = NoDependencies> =
+  HandlerFn<M, R, QueryContext<M, Deps>> | HandlerObject<M, R, QueryContext<M, Deps>>
 
 /** Handles one event type. */
-export type EventHandler<M extends Event = Event> =
-  HandlerFn<M, void, HandlerContext<M>> | HandlerObject<M, void, HandlerContext<M>>
+export type EventHandler<M extends Event = Event, Deps = NoDependencies> =
+  HandlerFn<M, void, HandlerContext<M, Deps>> | HandlerObject<M, void, HandlerContext<M, Deps>>
 
 /** Options of a registration. */
-export interface HandleOptions {
+export interface HandleOptions<K extends string = never> {
   /** A name for logs and errors; defaults to the function's or class's name. */
   readonly name?: string
   /** Middleware for this handler only, inside the bus middleware. */
   readonly middleware?: readonly Middleware[]
+  /**
+   * The dependencies this handler uses, resolved before each invocation and typed in `ctx.deps`.
+   * A name the bus does not provide is a ConfigurationError when the bus starts.
+   */
+  readonly deps?: readonly K[]
 }
 
 /** @internal One registration. */
@@ -52,12 +57,17 @@ export interface HandlerEntry {
   readonly name: string
   readonly fn: (message: never, ctx: never) => unknown
   readonly middleware: readonly Middleware[]
+  readonly deps: readonly string[]
 }
 
 const NO_MIDDLEWARE: readonly Middleware[] = Object.freeze([])
+const NO_DEPS: readonly string[] = Object.freeze([])
 
-/** Collects definitions and handlers; give it to a `MessageBus`, or use the bus's own. */
-export class HandlerRegistry {
+/**
+ * Collects definitions and handlers; give it to a `MessageBus`, or use the bus's own. `D` is the
+ * type of the dependencies its handlers may declare.
+ */
+export class HandlerRegistry<D extends object = NoDependencies> {
   readonly #definitions = new Map<string, AnyDefinition>()
   readonly #entries: HandlerEntry[] = []
   readonly #single = new Map<string, HandlerEntry>()
@@ -71,24 +81,24 @@ export class HandlerRegistry {
   }
 
   /** Registers the handler of a command. */
-  handle<T extends string, P, R, I>(
+  handle<T extends string, P, R, I, K extends keyof D & string = never>(
     definition: CommandDefinition<T, P, R, I>,
-    handler: CommandHandler<Command<T, P, R>, R>,
-    options?: HandleOptions,
+    handler: CommandHandler<Command<T, P, R>, R, Pick<D, K>>,
+    options?: HandleOptions<K>,
   ): this
   /** Registers the handler of a query. */
-  handle<T extends string, P, R, I>(
+  handle<T extends string, P, R, I, K extends keyof D & string = never>(
     definition: QueryDefinition<T, P, R, I>,
-    handler: QueryHandler<Query<T, P, R>, R>,
-    options?: HandleOptions,
+    handler: QueryHandler<Query<T, P, R>, R, Pick<D, K>>,
+    options?: HandleOptions<K>,
   ): this
   /** Registers one more handler of an event. */
-  handle<T extends string, P, I>(
+  handle<T extends string, P, I, K extends keyof D & string = never>(
     definition: EventDefinition<T, P, I>,
-    handler: EventHandler<Event<T, P>>,
-    options?: HandleOptions,
+    handler: EventHandler<Event<T, P>, Pick<D, K>>,
+    options?: HandleOptions<K>,
   ): this
-  handle(definition: AnyDefinition, handler: unknown, options: HandleOptions = {}): this {
+  handle(definition: AnyDefinition, handler: unknown, options: HandleOptions<string> = {}): this {
     this.#assertOpen()
     this.#define(definition)
     const entry = toEntry(definition, handler, options)
@@ -168,7 +178,7 @@ export function duplicateType(definition: AnyDefinition, known: AnyDefinition): 
 function toEntry(
   definition: AnyDefinition,
   handler: unknown,
-  options: HandleOptions,
+  options: HandleOptions<string>,
 ): HandlerEntry {
   let fn: HandlerEntry['fn']
   let inferred: string | undefined
@@ -198,7 +208,16 @@ function toEntry(
     options.middleware === undefined || options.middleware.length === 0
       ? NO_MIDDLEWARE
       : [...options.middleware]
-  return { kind: definition.kind, type: definition.type, name, fn, middleware }
+  const deps = options.deps === undefined ? NO_DEPS : [...new Set(options.deps)]
+  if (deps.some((d) => typeof d !== 'string')) {
+    throw new ConfigurationError(
+      `The deps of handler "${name}" must be dependency names (strings)`,
+      {
+        details: { handler: name },
+      },
+    )
+  }
+  return { kind: definition.kind, type: definition.type, name, fn, middleware, deps }
 }
 
 function article(kind: string): string {
