@@ -2,3 +2,6 @@
 export { RecordingLogger } from './recording-logger.js'
 export type { LogEntry } from './recording-logger.js'
 export { expectSwitchyardError } from './expect-error.js'
+export { BusRecorder } from './bus-recorder.js'
+export { BusSpecification } from './bus-specification.js'
+export type { GivenStep, Outcome, Then } from './bus-specification.js'

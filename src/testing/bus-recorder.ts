@@ -1,0 +1,92 @@
+/**
+ * Records everything a bus handles — every command, query and event, follow-ups included, and the
+ * events units of work released on commit — with `expect…` helpers. Assertions use `node:assert`,
+ * so they work under any test runner.
+ *
+ * @example
+ * using recorder = BusRecorder.attach(bus)
+ * await bus.execute(Allocate({ orderId: 'o1', sku: 'LAMP', qty: 1 }))
+ * recorder.expectPublished(Allocated, { orderId: 'o1' })
+ */
+import assert from 'node:assert/strict'
+import type { BusObserver, Event, EventDefinition, Message, MessageBus } from '../index.js'
+import { matches, show } from './match.js'
+
+type DeepPartial<T> = T extends object ? { readonly [K in keyof T]?: DeepPartial<T[K]> } : T
+
+export class BusRecorder implements BusObserver, Disposable {
+  /** Every message the bus handled, in order. */
+  readonly messages: Message[] = []
+  /** Events released by units of work on commit (recorded by aggregates), in order. */
+  readonly recorded: Event[] = []
+  #detach: Disposable | undefined
+
+  /** Starts recording what `bus` handles. Dispose the recorder to stop. */
+  static attach<D extends object>(bus: MessageBus<D>): BusRecorder {
+    const recorder = new BusRecorder()
+    recorder.#detach = bus.observe(recorder)
+    return recorder
+  }
+
+  onMessage(message: Message): void {
+    this.messages.push(message)
+  }
+
+  onCommit(events: readonly Event[]): void {
+    this.recorded.push(...events)
+  }
+
+  /** Every event handled (published or released), in order. */
+  get published(): Event[] {
+    return this.messages.filter((m): m is Event => m.kind === 'event')
+  }
+
+  /** The events of one definition, typed. */
+  eventsOf<T extends string, P, I>(definition: EventDefinition<T, P, I>): Event<T, P>[] {
+    return this.published.filter((e): e is Event<T, P> => definition.is(e))
+  }
+
+  /** Asserts an event of this definition was published, whose payload matches `payload` (partially). */
+  expectPublished<T extends string, P, I>(
+    definition: EventDefinition<T, P, I>,
+    payload?: DeepPartial<P>,
+  ): Event<T, P> {
+    const candidates = this.eventsOf(definition)
+    const found = candidates.find((e) => payload === undefined || matches(e.payload, payload))
+    assert.ok(
+      found !== undefined,
+      `expected a published "${definition.type}"${payload === undefined ? '' : ` matching ${show(payload)}`}; published: ${show(this.published.map((e) => ({ type: e.type, payload: e.payload })))}`,
+    )
+    return found
+  }
+
+  /** Asserts no event of this definition was published. */
+  expectNotPublished<T extends string, P, I>(definition: EventDefinition<T, P, I>): void {
+    const found = this.eventsOf(definition)
+    assert.equal(
+      found.length,
+      0,
+      `expected no "${definition.type}", but ${found.length} were published: ${show(found.map((e) => e.payload))}`,
+    )
+  }
+
+  /** Asserts the published event types, in order, exactly. */
+  expectPublishedTypes(...types: readonly (string | { readonly type: string })[]): void {
+    assert.deepEqual(
+      this.published.map((e) => e.type),
+      types.map((t) => (typeof t === 'string' ? t : t.type)),
+    )
+  }
+
+  /** Forgets what was recorded so far. */
+  clear(): void {
+    this.messages.length = 0
+    this.recorded.length = 0
+  }
+
+  /** Stops recording. */
+  [Symbol.dispose](): void {
+    this.#detach?.[Symbol.dispose]()
+    this.#detach = undefined
+  }
+}
