@@ -106,7 +106,7 @@ export class MessageBus<D extends object = NoDependencies>
     try {
       result = await invoke(route, command, ctx)
     } catch (error) {
-      ctx.closed = true
+      ctx.close()
       // Nested commands that succeeded before the failure committed: their events still go out.
       if (ctx.scope !== undefined) await this.#end(ctx.scope, false)
       logAt(
@@ -117,9 +117,9 @@ export class MessageBus<D extends object = NoDependencies>
       )
       throw error
     }
-    ctx.closed = true
+    ctx.close()
     if (ctx.pending !== undefined || ctx.scope !== undefined) {
-      const scope = (ctx.scope ??= this.#scope(command, options?.signal))
+      const scope = (ctx.scope ??= this.newScope(command, ctx.rootSignal))
       if (ctx.pending !== undefined) scope.release(ctx.pending)
       await this.#end(scope, true)
     }
@@ -129,14 +129,16 @@ export class MessageBus<D extends object = NoDependencies>
   /** Runs every handler of the event, drains the follow-ups, and resolves when all is handled. */
   async publish(event: Event, options?: DispatchOptions): Promise<void> {
     this.#check(event, 'event', 'publish', options)
-    const scope = this.#scope(event, options?.signal)
+    const scope = this.newScope(event, options?.signal)
     try {
       await this.#handleEvent(event, scope)
     } catch (error) {
       await this.#end(scope, false)
       throw error
     }
-    await this.#end(scope, true)
+    // Most publishes have nothing left to drain, dispose or report: skip the extra await.
+    if (scope.queue.length !== 0 || scope.disposables !== undefined || scope.failures !== undefined)
+      await this.#end(scope, true)
   }
 
   /** Runs the query's handler and resolves with its result. */
@@ -145,8 +147,16 @@ export class MessageBus<D extends object = NoDependencies>
     const ctx = new DispatchContext(this, query, route.name, undefined, options?.signal)
     try {
       return (await invoke(route, query, ctx)) as R
+    } catch (error) {
+      logAt(
+        this.logger,
+        this.#options.activityLevel,
+        { err: error, messageType: query.type, messageId: query.id, handler: route.name },
+        'query handler failed',
+      )
+      throw error
     } finally {
-      ctx.closed = true
+      ctx.close()
       if (ctx.scope !== undefined) await this.#end(ctx.scope, false)
     }
   }
@@ -206,20 +216,29 @@ export class MessageBus<D extends object = NoDependencies>
     parent: DispatchContext,
   ): Promise<unknown> {
     const route = this.#route(message, kind, kind === 'command' ? 'execute' : 'query', undefined)
-    const scope = (parent.scope ??= this.#scope(parent.message, parent.signalIfSet))
+    const scope = (parent.scope ??= this.newScope(parent.message, parent.rootSignal))
     scope.count1(message)
     ;(scope.nested ??= []).push(message)
-    const ctx = new DispatchContext(this, message, route.name, scope, scope.signal)
+    // A nested call runs under its caller's current signal (a timeout's, say).
+    const ctx = new DispatchContext(
+      this,
+      message,
+      route.name,
+      scope,
+      scope.signal,
+      parent.signalSource,
+    )
     try {
       const result = await invoke(route, message, ctx)
       if (ctx.pending !== undefined) scope.release(ctx.pending)
       return result
     } finally {
-      ctx.closed = true
+      ctx.close()
     }
   }
 
-  #scope(root: Message, signal: AbortSignal | undefined): DispatchScope {
+  /** @internal A new top-level dispatch scope. */
+  newScope(root: Message, signal: AbortSignal | undefined): DispatchScope {
     return new DispatchScope(root, signal, this.#options.maxIterations)
   }
 
@@ -252,10 +271,10 @@ export class MessageBus<D extends object = NoDependencies>
       const ctx = new DispatchContext(this, event, route.name, scope, scope.signal)
       try {
         await invoke(route, event, ctx)
-        ctx.closed = true
+        ctx.close()
         if (ctx.pending !== undefined) scope.release(ctx.pending)
       } catch (error) {
-        ctx.closed = true
+        ctx.close()
         if (scope.loopError !== undefined) throw scope.loopError
         await this.#eventFailed(error, event, route, scope)
       }
@@ -311,7 +330,7 @@ export class MessageBus<D extends object = NoDependencies>
     message: Message,
     ctx: DispatchContext,
   ): Promise<unknown> {
-    const scope = (ctx.scope ??= this.#scope(ctx.message, ctx.signalIfSet))
+    const scope = (ctx.scope ??= this.newScope(ctx.message, ctx.rootSignal))
     const invocation: InvocationCache = { transients: [] }
     const units: UnitOfWork[] = []
     try {
@@ -336,7 +355,7 @@ export class MessageBus<D extends object = NoDependencies>
         if (unit.state !== 'open') continue
         logAt(
           this.logger,
-          'debug',
+          this.#options.activityLevel,
           { messageType: message.type, messageId: message.id, handler: entry.name },
           'handler finished without committing its unit of work; rolled back, no events released',
         )

@@ -7,6 +7,7 @@ import { ErrorCode, SwitchyardError } from '../errors.js'
 import type { Logger } from './logger.js'
 import type { Command, Event, Message, Query } from './message.js'
 import type { DispatchScope } from './dispatch-scope.js'
+import { LazyAbort, type SignalSource, signalOf } from './lazy-abort.js'
 
 /** Runs queries. */
 export interface QueryExecutor {
@@ -62,6 +63,7 @@ export type MiddlewareContext = HandlerContext
 /** The bus operations a context delegates nested work to. */
 export interface NestedDispatcher {
   readonly logger: Logger
+  newScope(root: Message, signal: AbortSignal | undefined): DispatchScope
   runNested(
     message: Command | Query,
     kind: 'command' | 'query',
@@ -80,30 +82,86 @@ export class DispatchContext implements HandlerContext {
   /** Follow-up events staged by the current attempt; released when the handler succeeds. */
   pending: Event[] | undefined = undefined
   closed = false
-  #signal: AbortSignal | undefined
+  #signal: SignalSource
+
+  /** The attempt context handed to the handler, when middleware runs it (see `forAttempt`). */
+  currentAttempt: DispatchContext | undefined = undefined
 
   constructor(
     readonly dispatcher: NestedDispatcher,
     readonly message: Message,
     readonly handlerName: string,
     public scope: DispatchScope | undefined,
-    signal: AbortSignal | undefined,
+    /** The caller's signal for the whole top-level dispatch. */
+    readonly rootSignal: AbortSignal | undefined,
+    signal: SignalSource = rootSignal,
   ) {
     this.logger = dispatcher.logger
     this.#signal = signal
   }
 
-  get signal(): AbortSignal {
-    return (this.#signal ??= neverAborted ??= new AbortController().signal)
+  /**
+   * A fresh context for one attempt of the handler (under middleware such as `retry()`), so that an
+   * attempt abandoned by `timeout()` but still running cannot publish into a later attempt: the
+   * previous attempt is closed, and only the current one's follow-ups are kept (`adopt`).
+   */
+  forAttempt(): DispatchContext {
+    if (this.currentAttempt !== undefined) this.currentAttempt.closed = true
+    // Every attempt shares one dispatch scope, so scoped values made by any attempt are disposed.
+    this.scope ??= this.dispatcher.newScope(this.message, this.rootSignal)
+    const attempt = new DispatchContext(
+      this.dispatcher,
+      this.message,
+      this.handlerName,
+      this.scope,
+      this.rootSignal,
+      this.#signal,
+    )
+    attempt.attempt = this.attempt
+    attempt.logger = this.logger
+    this.currentAttempt = attempt
+    return attempt
   }
 
-  /** The signal if one was set, without creating one. */
+  /** Takes the follow-ups of a finished attempt, if it succeeded and is still the current one. */
+  adopt(attempt: DispatchContext, succeeded: boolean): void {
+    attempt.closed = true
+    if (
+      !succeeded ||
+      this.closed ||
+      this.currentAttempt !== attempt ||
+      attempt.pending === undefined
+    )
+      return
+    const pending = (this.pending ??= [])
+    for (const event of attempt.pending) pending.push(event)
+  }
+
+  /** Ends the handler invocation: the context (and its current attempt) refuse further use. */
+  close(): void {
+    this.closed = true
+    if (this.currentAttempt !== undefined) this.currentAttempt.closed = true
+  }
+
+  get signal(): AbortSignal {
+    const source = this.#signal
+    if (source instanceof LazyAbort) return source.signal
+    if (source !== undefined) return source
+    return (this.#signal = neverAborted ??= new AbortController().signal)
+  }
+
+  /** The signal if one was set (a lazy one is made), without falling back to the never-aborted one. */
   get signalIfSet(): AbortSignal | undefined {
+    return signalOf(this.#signal)
+  }
+
+  /** Where the signal comes from, without making it. */
+  get signalSource(): SignalSource {
     return this.#signal
   }
 
   /** Installs the signal the handler sees (the timeout middleware's, for one attempt). */
-  setSignal(signal: AbortSignal | undefined): void {
+  setSignal(signal: SignalSource): void {
     this.#signal = signal
   }
 

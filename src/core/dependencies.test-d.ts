@@ -9,7 +9,7 @@ import {
   singleton,
   transient,
 } from '../index.js'
-import { Product } from './__fixtures__/allocation.js'
+import type { Product } from './__fixtures__/allocation.js'
 
 const Go = defineCommand('Go').returns<string>()
 const products = new InMemoryCollection<Product, string>({ id: (p) => p.sku })

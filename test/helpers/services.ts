@@ -9,7 +9,9 @@ import { connect } from 'node:net'
 /** A service a test may need. */
 export type ServiceName = 'postgres' | 'mysql' | 'redis' | 'rabbitmq' | 'nats' | 'mqtt'
 
-export const SERVICES: Readonly<Record<ServiceName, { readonly env: string; readonly defaultUrl: string }>> = {
+export const SERVICES: Readonly<
+  Record<ServiceName, { readonly env: string; readonly defaultUrl: string }>
+> = {
   postgres: { env: 'SWITCHYARD_PG_URL', defaultUrl: 'postgres://postgres@127.0.0.1:5432/test' },
   mysql: { env: 'SWITCHYARD_MYSQL_URL', defaultUrl: 'mysql://root@127.0.0.1:3306/test' },
   redis: { env: 'SWITCHYARD_REDIS_URL', defaultUrl: 'redis://127.0.0.1:6379' },
@@ -85,13 +87,20 @@ export type ServiceDecision =
   | { readonly action: 'fail'; readonly error: Error }
 
 /** The rule, as a pure function: available → use; missing under CI → fail; missing locally → skip. */
-export function decide(name: ServiceName, url: string, available: boolean, ci: boolean): ServiceDecision {
+export function decide(
+  name: ServiceName,
+  url: string,
+  available: boolean,
+  ci: boolean,
+): ServiceDecision {
   if (available) return { action: 'use', url }
   const where = `${redactUrl(url)} (set ${SERVICES[name].env} to point elsewhere)`
   if (ci) {
     return {
       action: 'fail',
-      error: new Error(`Service ${name} is not reachable at ${where}; CI is set, so tests that need it fail instead of skipping`),
+      error: new Error(
+        `Service ${name} is not reachable at ${where}; CI is set, so tests that need it fail instead of skipping`,
+      ),
     }
   }
   const line = '!'.repeat(78)
@@ -105,7 +114,10 @@ export function decide(name: ServiceName, url: string, available: boolean, ci: b
  * Probes a service and applies the rule: resolves with the URL to use, throws under CI when it is
  * missing, or prints the banner and resolves with undefined (skip) outside CI.
  */
-export async function requireService(name: ServiceName, env: Env = process.env): Promise<string | undefined> {
+export async function requireService(
+  name: ServiceName,
+  env: Env = process.env,
+): Promise<string | undefined> {
   const url = serviceUrl(name, env)
   const decision = decide(name, url, await probe(url), isCi(env))
   switch (decision.action) {

@@ -23,7 +23,9 @@ afterAll(async () => {
 describe('the missing-service rule', () => {
   it('fails the run under CI when a service is missing, never skips', async () => {
     const env = { CI: 'true', SWITCHYARD_PG_URL: `postgres://u:secret@127.0.0.1:${closedPort}/db` }
-    await expect(requireService('postgres', env)).rejects.toThrow(/Service postgres is not reachable at .*CI is set/)
+    await expect(requireService('postgres', env)).rejects.toThrow(
+      /Service postgres is not reachable at .*CI is set/,
+    )
     await expect(requireService('postgres', env)).rejects.not.toThrow(/secret/)
   })
 
@@ -40,7 +42,9 @@ describe('the missing-service rule', () => {
 
   it('uses a reachable service, under CI or not', async () => {
     const url = `nats://127.0.0.1:${openPort}`
-    await expect(requireService('nats', { CI: 'true', SWITCHYARD_NATS_URL: url })).resolves.toBe(url)
+    await expect(requireService('nats', { CI: 'true', SWITCHYARD_NATS_URL: url })).resolves.toBe(
+      url,
+    )
     await expect(requireService('nats', { SWITCHYARD_NATS_URL: url })).resolves.toBe(url)
   })
 

@@ -16,13 +16,25 @@ export function runChain(
   const call = handler as (message: unknown, ctx: unknown) => unknown
   const dispatch = (index: number): Promise<unknown> => {
     if (index === middleware.length) {
-      // A fresh attempt: follow-ups staged by a failed earlier attempt are dropped.
-      ctx.pending = undefined
+      // Each attempt runs on its own context; see DispatchContext.forAttempt.
+      const attempt = ctx.forAttempt()
+      let result: unknown
       try {
-        return Promise.resolve(call(ctx.message, ctx))
+        result = call(ctx.message, attempt)
       } catch (error) {
+        ctx.adopt(attempt, false)
         return Promise.reject(error)
       }
+      return Promise.resolve(result).then(
+        (value) => {
+          ctx.adopt(attempt, true)
+          return value
+        },
+        (error: unknown) => {
+          ctx.adopt(attempt, false)
+          throw error
+        },
+      )
     }
     const layer = middleware[index]!
     let state: 'idle' | 'pending' | 'done' = 'idle'

@@ -2,7 +2,7 @@
  * `correlation()`: while a handler runs, the message it handles is the current cause, so messages
  * created anywhere in that call tree — domain code calling a definition, not only `ctx.publish` —
  * carry its correlation id and take its id as causation id. The handler's logger is bound to the
- * correlation id (through `logger.child`, when the logger has it).
+ * correlation id and the message id (through `logger.child`, when the logger has it).
  */
 import { runWithCause } from '../correlation-scope.js'
 import type { DispatchContext } from '../context.js'
@@ -15,7 +15,7 @@ export function correlation(): Middleware {
     if (ctx.logger.child !== undefined) {
       context.logger = ctx.logger.child({
         correlationId: ctx.message.correlationId,
-        causationId: ctx.message.id,
+        messageId: ctx.message.id,
       })
     }
     return runWithCause(ctx.message, next)

@@ -397,8 +397,63 @@ describe('correlation()', () => {
     await bus.execute(cmd)
     expect(logger.entries[0]?.fields).toEqual({
       correlationId: 'req-9',
-      causationId: cmd.id,
+      messageId: cmd.id,
       step: 1,
     })
+  })
+})
+
+describe('retry() around timeout(): abandoned attempts', () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+  it('never delivers the late follow-ups of an attempt that timed out and kept running', async () => {
+    const done: number[] = []
+    const refused: unknown[] = []
+    const attemptsSeen: number[] = []
+    const bus = new MessageBus({
+      middleware: [retry({ attempts: 2, backoff: { initialDelay: 0, maxDelay: 0 } }), timeout(20)],
+    })
+    bus.handle(Work, async (_cmd, ctx) => {
+      const mine = ctx.attempt
+      if (mine === 1) {
+        await sleep(35) // outlives its timeout; attempt 2 is running meanwhile
+        attemptsSeen.push(ctx.attempt)
+        try {
+          ctx.publish(Done({ n: 1 }))
+        } catch (error) {
+          refused.push(error)
+        }
+        return 'zombie'
+      }
+      await sleep(5)
+      ctx.publish(Done({ n: 2 }))
+      return 'second'
+    })
+    bus.handle(Done, (e) => void done.push(e.payload.n))
+    await expect(bus.execute(Work({ n: 0 }))).resolves.toBe('second')
+    await sleep(30)
+    expect(done).toEqual([2])
+    expect(attemptsSeen).toEqual([1])
+    expect((refused[0] as SwitchyardError).code).toBe(ErrorCode.ContextClosed)
+  })
+
+  it("does not leak a timed-out attempt's aborted signal to later attempts or to event handlers", async () => {
+    const Nested = defineCommand('Nested')
+    const nestedSignals: boolean[] = []
+    const eventSignals: boolean[] = []
+    const bus = new MessageBus({
+      middleware: [retry({ attempts: 2, backoff: { initialDelay: 0, maxDelay: 0 } }), timeout(20)],
+    })
+    bus.handle(Nested, (_c, ctx) => void nestedSignals.push(ctx.signal.aborted))
+    bus.handle(Work, async (_cmd, ctx) => {
+      await ctx.execute(Nested())
+      if (ctx.attempt === 1) await sleep(40)
+      ctx.publish(Done({ n: ctx.attempt }))
+      return 'ok'
+    })
+    bus.handle(Done, (_e, ctx) => void eventSignals.push(ctx.signal.aborted))
+    await bus.execute(Work({ n: 0 }))
+    expect(nestedSignals).toEqual([false, false])
+    expect(eventSignals).toEqual([false])
   })
 })

@@ -3,9 +3,13 @@
  * aborts the handler's `ctx.signal` so cooperative code (fetch, database drivers, timers) stops.
  * JavaScript cannot stop a function that ignores its signal; such a handler runs on, but its
  * follow-ups are discarded and its context refuses further publishes.
+ *
+ * The signal is made only if the handler reads it (see lazy-abort.ts): a timeout that nobody
+ * listens to costs a timer and a promise, not an AbortController per dispatch.
  */
 import { ConfigurationError, HandlerTimeoutError } from '../../errors.js'
 import type { DispatchContext } from '../context.js'
+import { LazyAbort } from '../lazy-abort.js'
 import type { Middleware } from './middleware.js'
 
 /** Limits how long the inner chain (and handler) may run. */
@@ -17,12 +21,9 @@ export function timeout(ms: number): Middleware {
   }
   return async (ctx, next) => {
     const context = ctx as DispatchContext
-    const outer = context.signalIfSet
-    const controller = new AbortController()
-    const onOuterAbort = (): void => controller.abort(outer?.reason)
-    if (outer?.aborted === true) controller.abort(outer.reason)
-    else outer?.addEventListener('abort', onOuterAbort, { once: true })
-    context.setSignal(controller.signal)
+    const outer = context.signalSource
+    const abort = new LazyAbort(outer)
+    context.setSignal(abort)
     let timer: NodeJS.Timeout | undefined
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -37,7 +38,7 @@ export function timeout(ms: number): Middleware {
             },
           },
         )
-        controller.abort(error)
+        abort.abort(error)
         reject(error)
       }, ms)
     })
@@ -45,7 +46,7 @@ export function timeout(ms: number): Middleware {
       return await Promise.race([next(), expired])
     } finally {
       clearTimeout(timer)
-      outer?.removeEventListener('abort', onOuterAbort)
+      abort.dispose()
       context.setSignal(outer)
     }
   }
