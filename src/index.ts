@@ -29,6 +29,8 @@ export type {
   MessageOptions,
   Query,
   QueryDefinition,
+  RequestDefinition,
+  RequestOf,
   ResultOf,
 } from './core/message.js'
 export { MessageBus } from './core/bus.js'

@@ -109,12 +109,7 @@ export class MessageBus<D extends object = NoDependencies>
       ctx.close()
       // Nested commands that succeeded before the failure committed: their events still go out.
       if (ctx.scope !== undefined) await this.#end(ctx.scope, false)
-      logAt(
-        this.logger,
-        this.#options.activityLevel,
-        { err: error, messageType: command.type, messageId: command.id, handler: route.name },
-        'command handler failed',
-      )
+      this.#handlerFailed(error, command, route)
       throw error
     }
     ctx.close()
@@ -148,12 +143,7 @@ export class MessageBus<D extends object = NoDependencies>
     try {
       return (await invoke(route, query, ctx)) as R
     } catch (error) {
-      logAt(
-        this.logger,
-        this.#options.activityLevel,
-        { err: error, messageType: query.type, messageId: query.id, handler: route.name },
-        'query handler failed',
-      )
+      this.#handlerFailed(error, query, route)
       throw error
     } finally {
       ctx.close()
@@ -377,6 +367,17 @@ export class MessageBus<D extends object = NoDependencies>
     for (const observer of this.#observers) observer.onCommit?.(events)
     const pending = (ctx.pending ??= [])
     for (const event of events) pending.push(linkTo(event, ctx.message))
+  }
+
+  /** A command or query failed: the caller gets the error; the log gets it at the activity level. */
+  #handlerFailed(error: unknown, message: Message, route: Route): void {
+    const fields = {
+      err: error,
+      messageType: message.type,
+      messageId: message.id,
+      handler: route.name,
+    }
+    logAt(this.logger, this.#options.activityLevel, fields, `${message.kind} handler failed`)
   }
 
   #disposeFailed(error: unknown): void {

@@ -87,41 +87,48 @@ export interface DefinitionBase<K extends MessageKind, T extends string, P, I> {
   readonly schema: StandardSchemaV1<I, P> | undefined
 }
 
-/** Creates commands of one type. Call it with a payload; `.returns<R>()` fixes the result type. */
-export interface CommandDefinition<
+/** The message a command or query definition creates. */
+export type RequestOf<K extends 'command' | 'query', T extends string, P, R> = K extends 'command'
+  ? Command<T, P, R>
+  : Query<T, P, R>
+
+/**
+ * Creates commands or queries of one type: call it with a payload. `.returns<R>()` fixes the
+ * result type, `.withPayload<P>()` the payload type of a definition without a schema.
+ */
+export interface RequestDefinition<
+  K extends 'command' | 'query',
   T extends string = string,
   P = unknown,
   R = unknown,
   I = P,
-> extends DefinitionBase<'command', T, P, I> {
-  (payload: I, options?: MessageOptions): Command<T, P, R>
-  /** Creates a command with a schema whose validation is asynchronous. */
-  createAsync(payload: I, options?: MessageOptions): Promise<Command<T, P, R>>
-  /** True when `value` is a command of this definition's type. */
-  is(value: unknown): value is Command<T, P, R>
+> extends DefinitionBase<K, T, P, I> {
+  (payload: I, options?: MessageOptions): RequestOf<K, T, P, R>
+  /** Creates a message with a schema whose validation is asynchronous. */
+  createAsync(payload: I, options?: MessageOptions): Promise<RequestOf<K, T, P, R>>
+  /** True when `value` is a message of this definition's type. */
+  is(value: unknown): value is RequestOf<K, T, P, R>
   /** The same definition, typed to return `R2` from its handler. */
-  returns<R2>(): CommandDefinition<T, P, R2, I>
+  returns<R2>(): RequestDefinition<K, T, P, R2, I>
   /** The same definition with payload type `P2` (for definitions without a schema). */
-  withPayload<P2>(): CommandDefinition<T, P2, R, P2>
+  withPayload<P2>(): RequestDefinition<K, T, P2, R, P2>
 }
 
-/** Creates queries of one type. Call it with a payload; `.returns<R>()` fixes the result type. */
-export interface QueryDefinition<
+/** Creates commands of one type (see {@link RequestDefinition}). */
+export type CommandDefinition<
   T extends string = string,
   P = unknown,
   R = unknown,
   I = P,
-> extends DefinitionBase<'query', T, P, I> {
-  (payload: I, options?: MessageOptions): Query<T, P, R>
-  /** Creates a query with a schema whose validation is asynchronous. */
-  createAsync(payload: I, options?: MessageOptions): Promise<Query<T, P, R>>
-  /** True when `value` is a query of this definition's type. */
-  is(value: unknown): value is Query<T, P, R>
-  /** The same definition, typed to return `R2` from its handler. */
-  returns<R2>(): QueryDefinition<T, P, R2, I>
-  /** The same definition with payload type `P2` (for definitions without a schema). */
-  withPayload<P2>(): QueryDefinition<T, P2, R, P2>
-}
+> = RequestDefinition<'command', T, P, R, I>
+
+/** Creates queries of one type (see {@link RequestDefinition}). */
+export type QueryDefinition<
+  T extends string = string,
+  P = unknown,
+  R = unknown,
+  I = P,
+> = RequestDefinition<'query', T, P, R, I>
 
 /** Creates events of one type. */
 export interface EventDefinition<
