@@ -13,13 +13,7 @@
  *
  * Every method that returns a Promise reports every error through it; none throws synchronously.
  */
-import {
-  ConfigurationError,
-  ErrorCode,
-  HandlerNotFoundError,
-  isRetryable,
-  SwitchyardError,
-} from '../errors.js'
+import { ErrorCode, HandlerNotFoundError, isRetryable, SwitchyardError } from '../errors.js'
 import {
   type BusObserver,
   type HandlerErrorInfo,
@@ -27,17 +21,16 @@ import {
   type ResolvedOptions,
   resolveOptions,
 } from './bus-options.js'
-import { DependencyContainer, disposeAll, type InvocationCache } from './container.js'
+import { DependencyContainer, disposeAll } from './container.js'
 import { DispatchContext, linkTo, type NestedDispatcher, type NoDependencies } from './context.js'
 import { isMessage, notAMessage } from './define.js'
-import { type Factory, missingDependency, type Provider } from './dependencies.js'
+import type { Factory, Provider } from './dependencies.js'
 import { DispatchScope } from './dispatch-scope.js'
 import { type Logger, logAt } from './logger.js'
 import type { Command, Event, Message, MessageKind, Query, ResultOf } from './message.js'
-import { runChain } from './middleware/compose.js'
-import type { Middleware } from './middleware/middleware.js'
-import { duplicateType, type HandlerEntry, HandlerRegistry } from './registry.js'
-import { isUnitOfWork, type UnitOfWork } from './unit-of-work.js'
+import { HandlerRegistry } from './registry.js'
+import { compileRoutes, invoke, type Route } from './routes.js'
+import { type DependencyRuntime, invokeWithDependencies } from './with-dependencies.js'
 
 export type { HandlerErrorInfo, MessageBusOptions, BusObserver }
 
@@ -45,22 +38,6 @@ export type { HandlerErrorInfo, MessageBusOptions, BusObserver }
 export interface DispatchOptions {
   /** Passed to handlers as `ctx.signal`. An already aborted signal rejects before any handler runs. */
   readonly signal?: AbortSignal
-}
-
-type Call = (message: Message, ctx: DispatchContext) => unknown
-
-interface Route {
-  readonly kind: MessageKind
-  readonly name: string
-  readonly call: Call
-  /** Undefined when there is no middleware: the handler is called directly. */
-  readonly chain: readonly Middleware[] | undefined
-}
-
-function invoke(route: Route, message: Message, ctx: DispatchContext): unknown {
-  return route.chain === undefined
-    ? route.call(message, ctx)
-    : runChain(route.chain, ctx, route.call)
 }
 
 /** The in-process bus. Register handlers with `handle()`, then dispatch. */
@@ -76,12 +53,21 @@ export class MessageBus<D extends object = NoDependencies>
   readonly #observers: BusObserver[] = []
   #started = false
   #closed = false
+  readonly #runtime: DependencyRuntime
 
   constructor(options: MessageBusOptions<D> = {}) {
     super()
     this.#options = resolveOptions(options)
     this.logger = this.#options.logger
     this.#container = new DependencyContainer(this.#options.dependencies)
+    this.#runtime = {
+      container: this.#container,
+      logger: this.logger,
+      activityLevel: this.#options.activityLevel,
+      newScope: (root, signal) => this.newScope(root, signal),
+      committed: (ctx, events) => this.#committed(ctx, events),
+      disposeFailed: (error) => this.#disposeFailed(error),
+    }
   }
 
   /**
@@ -314,54 +300,6 @@ export class MessageBus<D extends object = NoDependencies>
     }
   }
 
-  /** Resolves a handler's dependencies, runs it, and links its units of work to the bus. */
-  async #withDependencies(
-    entry: HandlerEntry,
-    message: Message,
-    ctx: DispatchContext,
-  ): Promise<unknown> {
-    const scope = (ctx.scope ??= this.newScope(ctx.message, ctx.rootSignal))
-    const invocation: InvocationCache = { transients: [] }
-    const units: UnitOfWork[] = []
-    try {
-      const deps: Record<string, unknown> = {}
-      for (const name of entry.deps) {
-        const value = await this.#container.resolve(name, scope, invocation)
-        if (isUnitOfWork(value)) {
-          if (!invocation.transients.includes(value)) {
-            throw new ConfigurationError(
-              `The unit of work "${name}" must be provided with transient(): each handler invocation needs its own`,
-              { details: { dependency: name } },
-            )
-          }
-          units.push(value)
-          value.on('committed', ({ events }) => this.#committed(ctx, events))
-        }
-        deps[name] = value
-      }
-      ctx.deps = deps
-      const result = await (entry.fn as Call)(message, ctx)
-      for (const unit of units) {
-        if (unit.state !== 'open') continue
-        logAt(
-          this.logger,
-          this.#options.activityLevel,
-          { messageType: message.type, messageId: message.id, handler: entry.name },
-          'handler finished without committing its unit of work; rolled back, no events released',
-        )
-        await unit.rollback()
-      }
-      return result
-    } catch (error) {
-      for (const unit of units)
-        if (unit.state === 'open')
-          await unit.rollback().catch((e: unknown) => this.#disposeFailed(e))
-      throw error
-    } finally {
-      await disposeAll(invocation.transients, (error) => this.#disposeFailed(error))
-    }
-  }
-
   #committed(ctx: DispatchContext, events: readonly Event[]): void {
     if (events.length === 0) return
     for (const observer of this.#observers) observer.onCommit?.(events)
@@ -442,64 +380,15 @@ export class MessageBus<D extends object = NoDependencies>
 
   #compile(): void {
     if (this.#started) return
-    const problems: ConfigurationError[] = []
-    const definitions = new Map(this.definitions)
-    const entries: HandlerEntry[] = [...this.entries]
-    for (const registry of this.#options.registries) {
-      for (const [type, definition] of registry.definitions) {
-        const known = definitions.get(type)
-        if (known === undefined) definitions.set(type, definition)
-        else if (known !== definition) problems.push(duplicateType(definition, known))
-      }
-      entries.push(...registry.entries)
-    }
-    const single = new Map<string, Route>()
-    const events = new Map<string, Route[]>()
-    for (const entry of entries) {
-      for (const name of entry.deps) {
-        if (!this.#container.has(name))
-          problems.push(missingDependency(name, `The handler "${entry.name}" of "${entry.type}"`))
-      }
-      const call: Call =
-        entry.deps.length === 0
-          ? (entry.fn as Call)
-          : (message, ctx) => this.#withDependencies(entry, message, ctx)
-      const middleware = this.#options.middleware
-      const route: Route = {
-        kind: entry.kind,
-        name: entry.name,
-        call,
-        chain:
-          middleware.length + entry.middleware.length === 0
-            ? undefined
-            : [...middleware, ...entry.middleware],
-      }
-      if (entry.kind === 'event') {
-        const list = events.get(entry.type)
-        if (list === undefined) events.set(entry.type, [route])
-        else list.push(route)
-      } else if (single.has(entry.type)) {
-        problems.push(
-          new ConfigurationError(
-            `The ${entry.kind} "${entry.type}" has two handlers ("${single.get(entry.type)!.name}" and "${entry.name}") across registries`,
-            { code: ErrorCode.DuplicateHandler },
-          ),
-        )
-      } else {
-        single.set(entry.type, route)
-      }
-    }
-    if (problems.length > 0) {
-      const code = problems.every((p) => p.code === problems[0]!.code)
-        ? problems[0]!.code
-        : ErrorCode.Configuration
-      throw new ConfigurationError(
-        `The bus cannot start: ${problems.map((p) => p.message).join('; ')}`,
-        { code, problems: problems.map((p) => p.message) },
-      )
-    }
-    for (const [type, route] of single) this.#single.set(type, route)
-    for (const [type, list] of events) this.#events.set(type, list)
+    const table = compileRoutes({
+      registries: [this, ...this.#options.registries] as HandlerRegistry<object>[],
+      middleware: this.#options.middleware,
+      hasDependency: (name) => this.#container.has(name),
+      withDependencies: (entry) => (message, ctx) =>
+        invokeWithDependencies(this.#runtime, entry, message, ctx),
+    })
+    for (const [type, route] of table.single) this.#single.set(type, route)
+    for (const [type, list] of table.events) this.#events.set(type, list)
     this.#started = true
     this.freeze('bus started')
     for (const registry of this.#options.registries)

@@ -1,0 +1,75 @@
+/**
+ * @internal Runs a handler that declared dependencies: resolves them for this invocation, links
+ * any unit of work among them to the bus (its committed events become the handler's follow-ups),
+ * rolls back work the handler did not commit, and disposes the invocation's transient values.
+ */
+import { ConfigurationError } from '../errors.js'
+import { type DependencyContainer, disposeAll, type InvocationCache } from './container.js'
+import type { DispatchContext } from './context.js'
+import type { DispatchScope } from './dispatch-scope.js'
+import { type Logger, type LogLevel, logAt } from './logger.js'
+import type { Event, Message } from './message.js'
+import type { HandlerEntry } from './registry.js'
+import type { Call } from './routes.js'
+import { isUnitOfWork, type UnitOfWork } from './unit-of-work.js'
+
+/** What the bus lends to dependency-aware invocations. */
+export interface DependencyRuntime {
+  readonly container: DependencyContainer
+  readonly logger: Logger
+  readonly activityLevel: LogLevel
+  newScope(root: Message, signal: AbortSignal | undefined): DispatchScope
+  /** A unit of work of this invocation committed these events. */
+  committed(ctx: DispatchContext, events: readonly Event[]): void
+  disposeFailed(error: unknown): void
+}
+
+export async function invokeWithDependencies(
+  runtime: DependencyRuntime,
+  entry: HandlerEntry,
+  message: Message,
+  ctx: DispatchContext,
+): Promise<unknown> {
+  const scope = (ctx.scope ??= runtime.newScope(ctx.message, ctx.rootSignal))
+  const invocation: InvocationCache = { transients: [] }
+  const units: UnitOfWork[] = []
+  try {
+    const deps: Record<string, unknown> = {}
+    for (const name of entry.deps) {
+      const value = await runtime.container.resolve(name, scope, invocation)
+      if (isUnitOfWork(value)) {
+        if (!invocation.transients.includes(value)) {
+          throw new ConfigurationError(
+            `The unit of work "${name}" must be provided with transient(): each handler invocation needs its own`,
+            { details: { dependency: name } },
+          )
+        }
+        units.push(value)
+        value.on('committed', ({ events }) => runtime.committed(ctx, events))
+      }
+      deps[name] = value
+    }
+    ctx.deps = deps
+    const result = await (entry.fn as Call)(message, ctx)
+    for (const unit of units) {
+      if (unit.state !== 'open') continue
+      const fields = { messageType: message.type, messageId: message.id, handler: entry.name }
+      logAt(
+        runtime.logger,
+        runtime.activityLevel,
+        fields,
+        'handler finished without committing its unit of work; rolled back, no events released',
+      )
+      await unit.rollback()
+    }
+    return result
+  } catch (error) {
+    for (const unit of units) {
+      if (unit.state === 'open')
+        await unit.rollback().catch((e: unknown) => runtime.disposeFailed(e))
+    }
+    throw error
+  } finally {
+    await disposeAll(invocation.transients, (error) => runtime.disposeFailed(error))
+  }
+}
