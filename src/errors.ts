@@ -47,6 +47,18 @@ export const ErrorCode = {
   LoopDetected: 'SWITCHYARD_LOOP_DETECTED',
   /** An event handler failed (wraps the handler's error when the bus rejects with them). */
   EventHandlerFailed: 'SWITCHYARD_EVENT_HANDLER_FAILED',
+  /** Bytes from outside exceed the size limit; checked before parsing. */
+  MessageTooLarge: 'SWITCHYARD_MESSAGE_TOO_LARGE',
+  /** Bytes that are not UTF-8 JSON. */
+  Undecodable: 'SWITCHYARD_UNDECODABLE',
+  /** JSON that is not a CloudEvents envelope Switchyard can read (missing or ill-typed attributes). */
+  InvalidEnvelope: 'SWITCHYARD_INVALID_ENVELOPE',
+  /** An envelope of a CloudEvents `specversion` other than 1.0. */
+  UnsupportedEnvelopeVersion: 'SWITCHYARD_UNSUPPORTED_ENVELOPE_VERSION',
+  /** JSON with `__proto__` / `constructor.prototype` keys, or nested deeper than allowed. */
+  UnsafePayload: 'SWITCHYARD_UNSAFE_PAYLOAD',
+  /** A message that cannot be encoded (a payload JSON cannot represent, say). */
+  Unencodable: 'SWITCHYARD_UNENCODABLE',
   /** A dispatch was attempted after `bus.close()`. */
   BusClosed: 'SWITCHYARD_BUS_CLOSED',
   /** The dispatch was aborted through its `signal`. */
@@ -139,6 +151,16 @@ export class ConcurrencyError extends SwitchyardError {
 export class HandlerTimeoutError extends SwitchyardError {
   constructor(message: string, options: SwitchyardErrorOptions = {}) {
     super(ErrorCode.HandlerTimeout, message, { retryable: true, ...options })
+  }
+}
+
+/**
+ * Bytes that cannot become a message (too large, not JSON, not an envelope, unsafe). Never
+ * retryable: the same bytes fail the same way, so they go straight to the dead letters.
+ */
+export class SerializationError extends SwitchyardError {
+  constructor(code: ErrorCode, message: string, options: SwitchyardErrorOptions = {}) {
+    super(code, message, { ...options, retryable: false })
   }
 }
 

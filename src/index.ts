@@ -9,6 +9,7 @@ export {
   isSwitchyardError,
   LoopDetectedError,
   MessageValidationError,
+  SerializationError,
   SwitchyardError,
 } from './errors.js'
 export type { ErrorDetails, SwitchyardErrorOptions, ValidationIssue } from './errors.js'
