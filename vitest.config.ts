@@ -30,6 +30,19 @@ export default defineConfig({
         },
       },
       {
+        resolve: { alias },
+        test: {
+          name: 'integration',
+          include: [
+            'test/integration/**/*.int.test.ts',
+            'test/conformance/**/*.conformance.test.ts',
+          ],
+          globalSetup: ['./test/helpers/global-setup.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
+      {
         test: {
           name: 'package',
           include: ['test/package/**/*.test.ts'],

@@ -59,6 +59,8 @@ export const ErrorCode = {
   UnsafePayload: 'SWITCHYARD_UNSAFE_PAYLOAD',
   /** A message that cannot be encoded (a payload JSON cannot represent, say). */
   Unencodable: 'SWITCHYARD_UNENCODABLE',
+  /** An outbox or inbox store operation failed (the driver's error is the `cause`). */
+  OutboxStore: 'SWITCHYARD_OUTBOX_STORE',
   /** A dispatch was attempted after `bus.close()`. */
   BusClosed: 'SWITCHYARD_BUS_CLOSED',
   /** The dispatch was aborted through its `signal`. */
@@ -161,6 +163,13 @@ export class HandlerTimeoutError extends SwitchyardError {
 export class SerializationError extends SwitchyardError {
   constructor(code: ErrorCode, message: string, options: SwitchyardErrorOptions = {}) {
     super(code, message, { ...options, retryable: false })
+  }
+}
+
+/** A store operation failed in the database; retryable by default, the driver error is `cause`. */
+export class OutboxStoreError extends SwitchyardError {
+  constructor(message: string, options: SwitchyardErrorOptions & { code?: ErrorCode } = {}) {
+    super(options.code ?? ErrorCode.OutboxStore, message, { retryable: true, ...options })
   }
 }
 

@@ -9,6 +9,7 @@ export {
   isSwitchyardError,
   LoopDetectedError,
   MessageValidationError,
+  OutboxStoreError,
   SerializationError,
   SwitchyardError,
 } from './errors.js'
@@ -87,3 +88,18 @@ export { correlation } from './core/middleware/correlation.js'
 export { silentLogger } from './core/logger.js'
 export type { Logger, LogLevel } from './core/logger.js'
 export { uuidv7 } from './core/uuid.js'
+export { validateIdentifier } from './sql/sql-executor.js'
+export type { DialectCapabilities, SqlExecutor, SqlResult } from './sql/sql-executor.js'
+export { decodeEnvelope, encodeEnvelope } from './outbox/envelope.js'
+export type { DecodedEnvelope, DecodeLimits, EncodeOptions } from './outbox/envelope.js'
+export type {
+  ClaimedRecord,
+  ClaimOptions,
+  ClaimRef,
+  FailureOptions,
+  FailureOutcome,
+  OutboxAppend,
+  OutboxMaintenance,
+  OutboxStatus,
+  OutboxStore,
+} from './outbox/outbox-store.js'

@@ -5,3 +5,10 @@ export { expectSwitchyardError } from './expect-error.js'
 export { BusRecorder } from './bus-recorder.js'
 export { BusSpecification } from './bus-specification.js'
 export type { GivenStep, Outcome, Then } from './bus-specification.js'
+export { describeOutboxStoreConformance } from './conformance/outbox-store/index.js'
+export type {
+  OutboxStoreConformance,
+  OutboxStoreFeatures,
+  OutboxStoreHarness,
+  SuiteRunner,
+} from './conformance/outbox-store/index.js'

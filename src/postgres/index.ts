@@ -1,0 +1,7 @@
+// switchyard-bus/postgres: the outbox on PostgreSQL through your own `pg` pool. Re-exports only.
+export { fromPg } from './postgres-client.js'
+export type { PgPool, PgPoolClient, PgQueryable } from './postgres-client.js'
+export { PostgresOutboxStore } from './postgres-outbox-store.js'
+export type { PostgresOutboxOptions, PostgresOutboxStoreOptions } from './postgres-outbox-store.js'
+export { outboxSchemaSql } from './postgres-schema.js'
+export type { PostgresOutboxNames } from './postgres-schema.js'

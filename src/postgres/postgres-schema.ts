@@ -1,0 +1,69 @@
+/**
+ * The DDL of the PostgreSQL (and PGlite) outbox. Printable for users who run their own migrations:
+ * `outboxSchemaSql({ schema, table })`.
+ */
+import { validateIdentifier } from '../index.js'
+
+/** Where the outbox lives. */
+export interface PostgresOutboxNames {
+  /** Default `switchyard`. */
+  readonly schema?: string
+  /** Default `outbox`; the key counter table is `<table>_keys`. */
+  readonly table?: string
+}
+
+/** @internal Validated, quoted names. */
+export interface QualifiedNames {
+  readonly schema: string
+  readonly outbox: string
+  readonly keys: string
+  /** The NOTIFY channel (unquoted, validated). */
+  readonly channel: string
+}
+
+export function qualify(names: PostgresOutboxNames = {}): QualifiedNames {
+  const schema = validateIdentifier(names.schema ?? 'switchyard', 'schema')
+  const table = validateIdentifier(names.table ?? 'outbox', 'table')
+  validateIdentifier(`${table}_keys`, 'table (with its _keys suffix)')
+  return {
+    schema: `"${schema}"`,
+    outbox: `"${schema}"."${table}"`,
+    keys: `"${schema}"."${table}_keys"`,
+    channel: `${schema}_${table}`.slice(0, 63),
+  }
+}
+
+/** The statements that create the outbox, in order. Every one is idempotent. */
+export function outboxSchemaSql(names: PostgresOutboxNames = {}): string[] {
+  const q = qualify(names)
+  const index = (suffix: string): string => `"${(names.table ?? 'outbox').slice(0, 40)}_${suffix}"`
+  return [
+    `CREATE SCHEMA IF NOT EXISTS ${q.schema}`,
+    `CREATE TABLE IF NOT EXISTS ${q.outbox} (
+  seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id           text NOT NULL UNIQUE,
+  topic        text NOT NULL,
+  key          text,
+  key_seq      bigint,
+  type         text NOT NULL,
+  body         bytea NOT NULL,
+  headers      jsonb NOT NULL DEFAULT '{}',
+  state        text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'inflight', 'published', 'dead', 'skipped')),
+  attempts     integer NOT NULL DEFAULT 0,
+  available_at timestamptz NOT NULL DEFAULT now(),
+  lease_owner  text,
+  lease_token  uuid,
+  lease_until  timestamptz,
+  last_error   text,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  published_at timestamptz
+)`,
+    `CREATE TABLE IF NOT EXISTS ${q.keys} (
+  key      text PRIMARY KEY,
+  last_seq bigint NOT NULL
+)`,
+    `CREATE UNIQUE INDEX IF NOT EXISTS ${index('key_seq')} ON ${q.outbox} (key, key_seq) WHERE key IS NOT NULL`,
+    `CREATE INDEX IF NOT EXISTS ${index('due')} ON ${q.outbox} (seq) WHERE state IN ('pending', 'inflight')`,
+    `CREATE INDEX IF NOT EXISTS ${index('published')} ON ${q.outbox} (published_at) WHERE state = 'published'`,
+  ]
+}

@@ -1,0 +1,53 @@
+/**
+ * The one-method SQL port the stores talk through (pg-boss style): `query(sql, params)` returning
+ * `{ rows, rowCount }`. Wrappers (`fromPg`, `fromPglite`, `fromMysql2`) adapt a driver's pool,
+ * client or transaction, so `outbox.append(tx, …)` runs inside the user's own transaction.
+ *
+ * Contract: `query` runs one statement with positional parameters in the dialect's placeholder
+ * style (`$1` for PostgreSQL and PGlite, `?` for MySQL/MariaDB); it never begins or commits a
+ * transaction by itself; a driver error rejects the promise unchanged (stores wrap it with context).
+ */
+import { ConfigurationError } from '../errors.js'
+
+/** Rows and the count of rows a statement affected. */
+export interface SqlResult<R> {
+  readonly rows: R[]
+  readonly rowCount: number
+}
+
+/** Runs one SQL statement. */
+export interface SqlExecutor {
+  query<R extends object = Record<string, unknown>>(
+    sql: string,
+    params?: readonly unknown[],
+  ): Promise<SqlResult<R>>
+}
+
+/** What a database can do, for the stores to adapt to (Kysely-style capability flags). */
+export interface DialectCapabilities {
+  /** `FOR UPDATE SKIP LOCKED`. */
+  readonly skipLocked: boolean
+  /** `INSERT/UPDATE … RETURNING`. */
+  readonly returning: boolean
+  /** Several connections at once (PGlite has one). */
+  readonly concurrentConnections: boolean
+  /** `LISTEN` / `NOTIFY`. */
+  readonly listenNotify: boolean
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/**
+ * Checks a schema or table name at configuration time: a letter or underscore, then letters,
+ * digits or underscores, 63 bytes at most (PostgreSQL's limit; MySQL allows 64). Quotes, `%`,
+ * spaces and other characters are refused, never escaped, so no name can become SQL.
+ */
+export function validateIdentifier(name: unknown, what: string): string {
+  if (typeof name !== 'string' || !IDENTIFIER.test(name) || Buffer.byteLength(name) > 63) {
+    throw new ConfigurationError(
+      `${what} must be an SQL identifier: a letter or _, then letters, digits or _, at most 63 bytes; got ${JSON.stringify(name)}`,
+      { details: { option: what } },
+    )
+  }
+  return name
+}

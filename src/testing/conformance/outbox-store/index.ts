@@ -1,0 +1,308 @@
+/**
+ * The outbox-store conformance suite: the guarantees every `OutboxStore` must keep, runnable under
+ * any test runner (you pass `describe`/`it`/hooks; assertions use `node:assert`). Shipped in
+ * `switchyard-bus/testing` so third-party stores can certify themselves.
+ */
+import assert from 'node:assert/strict'
+import type { OutboxAppend, OutboxMaintenance, OutboxStore, SqlExecutor } from '../../../index.js'
+
+/** One store under test, with a way to run the user's transactions. */
+export interface OutboxStoreHarness {
+  readonly store: OutboxStore & OutboxMaintenance
+  /** Runs `work` in a transaction on its own connection: commits when it resolves, rolls back when it throws. */
+  transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T>
+  /** Frees everything the harness made (drops its schema). */
+  close(): Promise<void>
+}
+
+/** What the store can do; scenarios that need more are skipped, with the flag as the reason. */
+export interface OutboxStoreFeatures {
+  /** Several connections claim and write at once (false on PGlite). */
+  readonly concurrentClaimers: boolean
+}
+
+/** Test-runner functions the suite uses. */
+export interface SuiteRunner {
+  describe(name: string, body: () => void): void
+  it(name: string, body: () => Promise<void>): void
+  beforeEach(body: () => Promise<void>): void
+  afterEach(body: () => Promise<void>): void
+}
+
+/** The suite's configuration. */
+export interface OutboxStoreConformance {
+  readonly name: string
+  readonly features: OutboxStoreFeatures
+  /** A fresh, isolated store with its schema ensured. */
+  readonly create: () => Promise<OutboxStoreHarness>
+  /** Scenarios not to run, each with the reason. */
+  readonly skip?: readonly { readonly test: string; readonly reason: string }[]
+}
+
+let counter = 0
+const record = (key?: string, extra: Partial<OutboxAppend> = {}): OutboxAppend => {
+  const n = ++counter
+  return {
+    id: `m-${process.pid}-${n}-${Math.random().toString(36).slice(2, 8)}`,
+    topic: 'orders',
+    key,
+    type: 'Allocated',
+    body: new TextEncoder().encode(`{"n":${n}}`),
+    headers: { n: String(n) },
+    ...extra,
+  }
+}
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+const LEASE = { limit: 100, leaseMs: 30_000 } as const
+
+/** Registers the conformance scenarios for one store. */
+export function describeOutboxStoreConformance(
+  config: OutboxStoreConformance,
+  t: SuiteRunner,
+): void {
+  const skipped = new Map((config.skip ?? []).map((s) => [s.test, s.reason]))
+  let h: OutboxStoreHarness
+  const scenario = (
+    name: string,
+    body: () => Promise<void>,
+    needs?: keyof OutboxStoreFeatures,
+  ): void => {
+    const reason =
+      skipped.get(name) ??
+      (needs !== undefined && !config.features[needs]
+        ? `the store does not declare ${needs}`
+        : undefined)
+    t.it(reason === undefined ? name : `${name} (skipped: ${reason})`, async () => {
+      if (reason === undefined) await body()
+    })
+  }
+  const append = (...records: OutboxAppend[]): Promise<void> =>
+    h.transaction((tx) => h.store.append(tx, records))
+
+  t.describe(`outbox store conformance: ${config.name}`, () => {
+    t.beforeEach(async () => {
+      h = await config.create()
+    })
+    t.afterEach(async () => {
+      await h.close()
+    })
+
+    scenario('ensureSchema is idempotent, also when run concurrently', async () => {
+      await h.store.ensureSchema()
+      await Promise.all([h.store.ensureSchema(), h.store.ensureSchema()])
+      await append(record())
+      assert.equal((await h.store.claim(LEASE)).length, 1)
+    })
+
+    scenario(
+      'appended rows become claimable only when the transaction commits; a rollback leaves nothing',
+      async () => {
+        await assert.rejects(
+          h.transaction(async (tx) => {
+            await h.store.append(tx, [record('k'), record()])
+            throw new Error('business rule failed')
+          }),
+          /business rule failed/,
+        )
+        assert.deepEqual(await h.store.claim(LEASE), [])
+        let seenInside: number | undefined
+        await h.transaction(async (tx) => {
+          await h.store.append(tx, [record('k')])
+          if (config.features.concurrentClaimers) seenInside = (await h.store.claim(LEASE)).length
+        })
+        if (config.features.concurrentClaimers) assert.equal(seenInside, 0)
+        const claimed = await h.store.claim(LEASE)
+        assert.equal(claimed.length, 1)
+        assert.equal(
+          claimed[0]!.keySeq,
+          1,
+          'the rolled-back append left no gap in the key sequence',
+        )
+      },
+    )
+
+    scenario(
+      'claim respects its limit and returns the oldest first, with body and headers intact',
+      async () => {
+        const records = [record(), record(), record(), record(), record()]
+        for (const r of records) await append(r)
+        const first = await h.store.claim({ limit: 2, leaseMs: 30_000 })
+        assert.deepEqual(
+          first.map((r) => r.id),
+          records.slice(0, 2).map((r) => r.id),
+        )
+        assert.deepEqual(Buffer.from(first[0]!.body), Buffer.from(records[0]!.body))
+        assert.deepEqual({ ...first[0]!.headers }, records[0]!.headers)
+        assert.equal(first[0]!.attempts, 1)
+        const rest = await h.store.claim(LEASE)
+        assert.deepEqual(
+          rest.map((r) => r.id),
+          records.slice(2).map((r) => r.id),
+        )
+      },
+    )
+
+    scenario(
+      'concurrent claimers never get the same row',
+      async () => {
+        await append(...Array.from({ length: 40 }, () => record()))
+        const batches = await Promise.all(
+          Array.from({ length: 4 }, () => h.store.claim({ limit: 15, leaseMs: 30_000 })),
+        )
+        const ids = batches.flat().map((r) => r.id)
+        assert.equal(new Set(ids).size, ids.length)
+        assert.equal(ids.length, 40)
+      },
+      'concurrentClaimers',
+    )
+
+    scenario(
+      "a key's next row cannot be claimed while an earlier one is in flight or waiting to retry",
+      async () => {
+        const [k1, k2, k3, x1] = [record('k'), record('k'), record('k'), record('x')]
+        await append(k1, k2, k3, x1)
+        const first = await h.store.claim(LEASE)
+        assert.deepEqual(first.map((r) => r.id).sort(), [k1.id, x1.id].sort())
+        assert.deepEqual(await h.store.claim(LEASE), [], 'k#2 waits while k#1 is in flight')
+        const k1Claim = first.find((r) => r.id === k1.id)!
+        assert.equal(
+          await h.store.markFailed(k1Claim, 'broker down', { retryInMs: 0, maxAttempts: 5 }),
+          'retry',
+        )
+        const again = await h.store.claim(LEASE)
+        assert.deepEqual(
+          again.map((r) => r.id),
+          [k1.id],
+          'k#1 again, not k#2',
+        )
+        assert.equal(again[0]!.attempts, 2)
+        await h.store.markPublished(again)
+        assert.deepEqual(
+          (await h.store.claim(LEASE)).map((r) => r.id),
+          [k2.id],
+        )
+      },
+    )
+
+    scenario(
+      'rows of one key are claimed in commit order even when their transactions overlap',
+      async () => {
+        let releaseFirst!: () => void
+        const firstMayCommit = new Promise<void>((resolve) => (releaseFirst = resolve))
+        const a = record('hot')
+        const b = record('hot')
+        const first = h.transaction(async (tx) => {
+          await h.store.append(tx, [a])
+          await firstMayCommit
+        })
+        await sleep(50)
+        // The second writer of the key waits for the first one's counter row lock.
+        const second = h.transaction((tx) => h.store.append(tx, [b]))
+        await sleep(50)
+        releaseFirst()
+        await Promise.all([first, second])
+        const claimed = await h.store.claim(LEASE)
+        assert.deepEqual(
+          claimed.map((r) => [r.id, r.keySeq]),
+          [[a.id, 1]],
+        )
+        await h.store.markPublished(claimed)
+        assert.deepEqual(
+          (await h.store.claim(LEASE)).map((r) => [r.id, r.keySeq]),
+          [[b.id, 2]],
+        )
+      },
+      'concurrentClaimers',
+    )
+
+    scenario('an expired lease is claimed again, and the stale claimer is fenced off', async () => {
+      await append(record('k'))
+      const [stale] = await h.store.claim({ limit: 10, leaseMs: 100 })
+      await sleep(250)
+      const [fresh] = await h.store.claim(LEASE)
+      assert.equal(fresh?.id, stale!.id)
+      assert.notEqual(fresh.token, stale!.token)
+      assert.equal(await h.store.markPublished([stale!]), 0, 'the stale token is refused')
+      assert.equal(
+        await h.store.markFailed(stale!, 'late', { retryInMs: 0, maxAttempts: 5 }),
+        'stale',
+      )
+      assert.equal(await h.store.markPublished([fresh]), 1)
+    })
+
+    scenario('markPublished is idempotent', async () => {
+      await append(record())
+      const claimed = await h.store.claim(LEASE)
+      assert.equal(await h.store.markPublished(claimed), 1)
+      assert.equal(await h.store.markPublished(claimed), 0)
+      const status = await h.store.status()
+      assert.equal(status.published, 1)
+      assert.equal(status.pending + status.inflight, 0)
+    })
+
+    scenario(
+      'markFailed counts attempts, waits the backoff in database time, then dead-letters after the max',
+      async () => {
+        const k1 = record('k')
+        const k2 = record('k')
+        await append(k1, k2)
+        let [claim] = await h.store.claim(LEASE)
+        assert.equal(
+          await h.store.markFailed(claim!, 'boom 1', { retryInMs: 400, maxAttempts: 2 }),
+          'retry',
+        )
+        const realNow = Date.now
+        Date.now = () => realNow() + 3_600_000 // the caller's clock is irrelevant
+        try {
+          assert.deepEqual(await h.store.claim(LEASE), [], 'not due yet')
+        } finally {
+          Date.now = realNow
+        }
+        await sleep(500)
+        ;[claim] = await h.store.claim(LEASE)
+        assert.equal(claim?.id, k1.id)
+        assert.equal(claim.attempts, 2)
+        assert.equal(
+          await h.store.markFailed(claim, 'boom 2', { retryInMs: 0, maxAttempts: 2 }),
+          'dead',
+        )
+        assert.deepEqual(await h.store.claim(LEASE), [], 'a dead head blocks its key')
+        assert.equal((await h.store.status()).dead, 1)
+        assert.equal(await h.store.retry([k1.id]), 1)
+        ;[claim] = await h.store.claim(LEASE)
+        assert.equal(claim?.id, k1.id)
+        assert.equal(claim.attempts, 1, 'retry resets the attempts')
+        assert.equal(
+          await h.store.markFailed(claim, 'boom 3', { retryInMs: 0, maxAttempts: 1 }),
+          'dead',
+        )
+        assert.equal(await h.store.skip([k1.id]), 1)
+        assert.deepEqual(
+          (await h.store.claim(LEASE)).map((r) => r.id),
+          [k2.id],
+          'skipping the dead head unblocks the key',
+        )
+      },
+    )
+
+    scenario('release puts claimed rows back without counting the attempt', async () => {
+      await append(record())
+      const claimed = await h.store.claim(LEASE)
+      assert.equal(await h.store.release(claimed), 1)
+      const [again] = await h.store.claim(LEASE)
+      assert.equal(again?.attempts, 1)
+    })
+
+    scenario('retention removes only published rows', async () => {
+      await append(record(), record(), record())
+      const claimed = await h.store.claim({ limit: 2, leaseMs: 30_000 })
+      await h.store.markPublished(claimed)
+      await sleep(20)
+      assert.equal(await h.store.cleanup(0, 1), 2)
+      const status = await h.store.status()
+      assert.equal(status.published, 0)
+      assert.equal(status.pending, 1)
+      assert.ok(status.oldestPendingMs >= 0)
+    })
+  })
+}
