@@ -61,6 +61,12 @@ export const ErrorCode = {
   Unencodable: 'SWITCHYARD_UNENCODABLE',
   /** An outbox or inbox store operation failed (the driver's error is the `cause`). */
   OutboxStore: 'SWITCHYARD_OUTBOX_STORE',
+  /** A broker operation failed (the driver's error is the `cause`). */
+  Transport: 'SWITCHYARD_TRANSPORT',
+  /** A publish through a transport that was closed. */
+  TransportClosed: 'SWITCHYARD_TRANSPORT_CLOSED',
+  /** A publish did not complete within its time limit. */
+  PublishTimeout: 'SWITCHYARD_PUBLISH_TIMEOUT',
   /** A dispatch was attempted after `bus.close()`. */
   BusClosed: 'SWITCHYARD_BUS_CLOSED',
   /** The dispatch was aborted through its `signal`. */
@@ -170,6 +176,13 @@ export class SerializationError extends SwitchyardError {
 export class OutboxStoreError extends SwitchyardError {
   constructor(message: string, options: SwitchyardErrorOptions & { code?: ErrorCode } = {}) {
     super(options.code ?? ErrorCode.OutboxStore, message, { retryable: true, ...options })
+  }
+}
+
+/** A broker operation failed; retryable by default, the driver error is `cause`. */
+export class TransportError extends SwitchyardError {
+  constructor(message: string, options: SwitchyardErrorOptions & { code?: ErrorCode } = {}) {
+    super(options.code ?? ErrorCode.Transport, message, { retryable: true, ...options })
   }
 }
 

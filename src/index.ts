@@ -11,6 +11,7 @@ export {
   MessageValidationError,
   OutboxStoreError,
   SerializationError,
+  TransportError,
   SwitchyardError,
 } from './errors.js'
 export type { ErrorDetails, SwitchyardErrorOptions, ValidationIssue } from './errors.js'
@@ -103,3 +104,8 @@ export type {
   OutboxStatus,
   OutboxStore,
 } from './outbox/outbox-store.js'
+export { OutboxRelay } from './outbox/outbox-relay.js'
+export type { OutboxRelayOptions, RelayMetrics, WakeUpSource } from './outbox/outbox-relay.js'
+export type { Publisher, TransportMessage } from './transport/publisher.js'
+export { InMemoryTransport } from './transport/in-memory-transport.js'
+export type { PublishListener } from './transport/in-memory-transport.js'

@@ -11,6 +11,7 @@
  * - Wake-up: `append` sends one payload-less NOTIFY per call (delivered at commit), a hint only.
  */
 import {
+  ConfigurationError,
   type ClaimedRecord,
   type ClaimOptions,
   type ClaimRef,
@@ -23,8 +24,9 @@ import {
   type OutboxStore,
   OutboxStoreError,
   type SqlExecutor,
+  type WakeUpSource,
 } from '../index.js'
-import { fromPg, type PgQueryable } from './postgres-client.js'
+import { fromPg, type PgPool, type PgQueryable } from './postgres-client.js'
 import {
   outboxSchemaSql,
   type PostgresOutboxNames,
@@ -306,16 +308,47 @@ function dollarQuote(statement: string): string {
 
 /** Options of {@link PostgresOutboxStore}. */
 export interface PostgresOutboxStoreOptions extends PostgresOutboxOptions {
-  /** Your `pg` Pool (or client): the store's own statements (claims, marks) run on it. */
-  readonly pool: PgQueryable
+  /** Your `pg` Pool: the store's own statements (claims, marks) run on it, and LISTEN on one client of it. */
+  readonly pool: PgQueryable | PgPool
 }
 
 /**
  * The outbox on PostgreSQL through `pg`. Append inside your transaction with
- * `store.append(fromPg(client), records)`; relays claim and mark through the pool.
+ * `store.append(fromPg(client), records)`; relays claim and mark through the pool, and wake on
+ * NOTIFY (`listen`) when the pool can hand out a client.
  */
-export class PostgresOutboxStore extends PostgresOutboxEngine {
+export class PostgresOutboxStore extends PostgresOutboxEngine implements WakeUpSource {
+  readonly #pool: PgQueryable | PgPool
+
   constructor(options: PostgresOutboxStoreOptions) {
     super(fromPg(options.pool), options)
+    this.#pool = options.pool
+  }
+
+  /**
+   * Holds one pooled client in LISTEN and calls `wake` on each notification. A hint only: a lost
+   * connection just means the relay polls until the next `listen`.
+   */
+  async listen(wake: () => void): Promise<() => Promise<void>> {
+    const pool = this.#pool
+    if (!('connect' in pool) || typeof pool.connect !== 'function') {
+      throw new ConfigurationError(
+        'listen() needs a pg Pool (something with connect()); polling works without it',
+      )
+    }
+    const client = await pool.connect()
+    const channel = this.names.channel
+    let broken = false
+    client.on('error', () => {
+      broken = true // the relay keeps polling; released below
+    })
+    client.on('notification', (message) => {
+      if (message.channel === channel) wake()
+    })
+    await client.query(`LISTEN "${channel}"`)
+    return async () => {
+      if (!broken) await client.query(`UNLISTEN "${channel}"`).catch(() => undefined)
+      client.release(broken)
+    }
   }
 }

@@ -1,0 +1,321 @@
+/**
+ * The outbox relay: claims due rows in batches, publishes them, marks them.
+ *
+ * - At least once: a row is marked published only after the publisher confirmed it; a crash
+ *   anywhere leaves it claimable again once its lease expires (duplicates keep the message id).
+ * - Order per key comes from the store (a batch holds at most the head row of each key); topics of
+ *   a batch are published one after the other.
+ * - A failed publish marks the batch's rows failed with exponential backoff per row (in database
+ *   time), dead after `maxAttempts`; the loop never stops on an error, it logs and backs off.
+ * - Wakes on the store's change hint (LISTEN/NOTIFY) where it has one; polls anyway.
+ * - `stop()` stops claiming, lets the batch in hand finish (or releases it after `stopTimeoutMs`).
+ */
+import { ConfigurationError, ErrorCode, TransportError } from '../errors.js'
+import { type Logger, logAt, silentLogger } from '../core/logger.js'
+import type { Publisher, TransportMessage } from '../transport/publisher.js'
+import type { ClaimedRecord, OutboxMaintenance, OutboxStatus, OutboxStore } from './outbox-store.js'
+
+/** Per-batch and periodic figures for metrics. */
+export interface RelayMetrics {
+  readonly published: number
+  readonly failed: number
+  readonly dead: number
+  /** Present when a status check ran (every `statusIntervalMs`). */
+  readonly status?: OutboxStatus
+}
+
+/** A store that can wake relays when rows are appended (PostgreSQL LISTEN). */
+export interface WakeUpSource {
+  /** Calls `wake` on each hint until the returned function is called. */
+  listen(wake: () => void): Promise<() => Promise<void>>
+}
+
+/** Options of {@link OutboxRelay}. */
+export interface OutboxRelayOptions {
+  readonly store: OutboxStore & Partial<OutboxMaintenance> & Partial<WakeUpSource>
+  readonly publisher: Publisher
+  /** Rows per claim. Default 100. */
+  readonly batchSize?: number
+  /** Lease per claim, ms. Default 30,000. Must exceed `publishTimeoutMs`. */
+  readonly leaseMs?: number
+  /** Longest wait for a publish to be confirmed, ms. Default 10,000. */
+  readonly publishTimeoutMs?: number
+  /** Poll interval when idle, ms. Default 1,000 (LISTEN wakes it sooner where available). */
+  readonly pollIntervalMs?: number
+  /** Attempts before a row is dead. Default 10. */
+  readonly maxAttempts?: number
+  /** Backoff per failed row: initial and largest delay, ms. Default 1,000 and 300,000. */
+  readonly backoff?: { readonly initialDelay?: number; readonly maxDelay?: number }
+  /** Name in the lease (`lease_owner`). Default `relay-<pid>-<random>`. */
+  readonly owner?: string
+  readonly logger?: Logger
+  /** Called after each batch (and status check). */
+  readonly onMetrics?: (metrics: RelayMetrics) => void
+  /** How often to read the store status for `onMetrics`, ms. Default 10,000; 0 = never. */
+  readonly statusIntervalMs?: number
+  /** How long `stop()` waits for the batch in hand, ms, before releasing it. Default 10,000. */
+  readonly stopTimeoutMs?: number
+  readonly signal?: AbortSignal
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const timer = setTimeout(done, ms)
+    function done(): void {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+  })
+
+export class OutboxRelay implements AsyncDisposable {
+  readonly #o: Required<Omit<OutboxRelayOptions, 'onMetrics' | 'signal' | 'backoff'>> & {
+    readonly onMetrics: OutboxRelayOptions['onMetrics'] | undefined
+    readonly signal: AbortSignal | undefined
+  }
+  readonly #initialDelay: number
+  readonly #maxDelay: number
+  #loop: Promise<void> | undefined
+  #stopping = new AbortController()
+  #wake: (() => void) | undefined
+  #inHand: readonly ClaimedRecord[] = []
+  #lastStatus = 0
+
+  constructor(options: OutboxRelayOptions) {
+    const o = {
+      store: options.store,
+      publisher: options.publisher,
+      batchSize: options.batchSize ?? 100,
+      leaseMs: options.leaseMs ?? 30_000,
+      publishTimeoutMs: options.publishTimeoutMs ?? 10_000,
+      pollIntervalMs: options.pollIntervalMs ?? 1000,
+      maxAttempts: options.maxAttempts ?? 10,
+      owner: options.owner ?? `relay-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      logger: options.logger ?? silentLogger,
+      statusIntervalMs: options.statusIntervalMs ?? 10_000,
+      stopTimeoutMs: options.stopTimeoutMs ?? 10_000,
+      onMetrics: options.onMetrics,
+      signal: options.signal,
+    }
+    this.#initialDelay = options.backoff?.initialDelay ?? 1000
+    this.#maxDelay = options.backoff?.maxDelay ?? 300_000
+    const problems: string[] = []
+    for (const [name, value] of Object.entries({
+      batchSize: o.batchSize,
+      leaseMs: o.leaseMs,
+      publishTimeoutMs: o.publishTimeoutMs,
+      pollIntervalMs: o.pollIntervalMs,
+      maxAttempts: o.maxAttempts,
+    })) {
+      if (!Number.isSafeInteger(value) || value < 1)
+        problems.push(`${name} must be a whole number ≥ 1`)
+    }
+    if (o.publishTimeoutMs >= o.leaseMs)
+      problems.push(
+        'publishTimeoutMs must be shorter than leaseMs, or a slow publish could outlive its lease',
+      )
+    if (!(this.#initialDelay >= 0 && this.#maxDelay >= this.#initialDelay))
+      problems.push('backoff needs 0 ≤ initialDelay ≤ maxDelay')
+    if (problems.length > 0)
+      throw new ConfigurationError(`Invalid OutboxRelay options: ${problems.join('; ')}`, {
+        problems,
+      })
+    this.#o = o
+  }
+
+  /** Starts the loop (idempotent). It runs until `stop()` or the signal aborts. */
+  start(): void {
+    this.#loop ??= this.#run()
+  }
+
+  /** Claims and publishes one batch; resolves with how many rows it published. */
+  async runOnce(): Promise<number> {
+    const o = this.#o
+    const claimed = await o.store.claim({ limit: o.batchSize, leaseMs: o.leaseMs, owner: o.owner })
+    if (claimed.length === 0) return 0
+    this.#inHand = claimed
+    let published = 0
+    let failed = 0
+    let dead = 0
+    try {
+      for (const [topic, rows] of groupByTopic(claimed)) {
+        try {
+          await this.#publish(topic, rows)
+        } catch (error) {
+          const reason = error instanceof Error ? error.message : String(error)
+          logAt(
+            o.logger,
+            'warn',
+            { err: error, topic, rows: rows.length },
+            'outbox publish failed; rows will be retried',
+          )
+          for (const row of rows) {
+            const outcome = await o.store.markFailed(row, reason, {
+              retryInMs: this.#delay(row.attempts),
+              maxAttempts: o.maxAttempts,
+            })
+            if (outcome === 'dead') {
+              dead++
+              logAt(
+                o.logger,
+                'error',
+                { messageId: row.id, topic, key: row.key, attempts: row.attempts, reason },
+                'outbox row is dead after its last attempt',
+              )
+            } else if (outcome === 'retry') failed++
+          }
+          continue
+        }
+        const accepted = await o.store.markPublished(rows)
+        published += accepted
+        if (accepted < rows.length) {
+          logAt(
+            o.logger,
+            'warn',
+            { topic, stale: rows.length - accepted },
+            'some rows were published after their lease was taken over; another relay re-publishes them (duplicates)',
+          )
+        }
+      }
+    } finally {
+      this.#inHand = []
+    }
+    await this.#report({ published, failed, dead })
+    return published
+  }
+
+  /** Stops claiming, waits for the batch in hand (up to `stopTimeoutMs`), then releases what is left. */
+  async stop(): Promise<void> {
+    this.#stopping.abort()
+    this.#wake?.()
+    const loop = this.#loop
+    if (loop === undefined) return
+    const timedOut = await Promise.race([
+      loop.then(() => false),
+      sleep(this.#o.stopTimeoutMs, new AbortController().signal).then(() => true),
+    ])
+    if (timedOut && this.#inHand.length > 0 && this.#o.store.release !== undefined)
+      await this.#o.store.release(this.#inHand)
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop()
+  }
+
+  async #run(): Promise<void> {
+    const o = this.#o
+    const stop = this.#stopping.signal
+    o.signal?.addEventListener('abort', () => this.#stopping.abort(), { once: true })
+    let stopListening: (() => Promise<void>) | undefined
+    let errors = 0
+    try {
+      if (o.store.listen !== undefined) {
+        stopListening = await o.store
+          .listen(() => this.#wake?.())
+          .catch((error: unknown) => {
+            logAt(o.logger, 'warn', { err: error }, 'outbox relay could not LISTEN; polling only')
+            return undefined
+          })
+      }
+      while (!stop.aborted) {
+        let published = 0
+        try {
+          published = await this.runOnce()
+          errors = 0
+        } catch (error) {
+          errors++
+          logAt(
+            o.logger,
+            'error',
+            { err: error, consecutiveErrors: errors },
+            'outbox relay batch failed; backing off',
+          )
+          await sleep(
+            Math.min(this.#initialDelay * 2 ** Math.min(errors, 16), o.pollIntervalMs * 30),
+            stop,
+          )
+          continue
+        }
+        if (published >= o.batchSize) continue // more may be waiting
+        await this.#idle(stop)
+      }
+    } finally {
+      await stopListening?.().catch(() => undefined)
+    }
+  }
+
+  /** Waits for the poll interval or a wake-up hint, whichever comes first. */
+  async #idle(stop: AbortSignal): Promise<void> {
+    const woken = new AbortController()
+    const onStop = (): void => woken.abort()
+    stop.addEventListener('abort', onStop, { once: true })
+    this.#wake = () => woken.abort()
+    try {
+      await sleep(this.#o.pollIntervalMs, woken.signal)
+    } finally {
+      this.#wake = undefined
+      stop.removeEventListener('abort', onStop)
+    }
+  }
+
+  async #publish(topic: string, rows: readonly ClaimedRecord[]): Promise<void> {
+    const messages: TransportMessage[] = rows.map((r) => ({
+      id: r.id,
+      key: r.key,
+      headers: r.headers,
+      body: r.body,
+    }))
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new TransportError(
+              `Publishing ${rows.length} message(s) to "${topic}" was not confirmed within ${this.#o.publishTimeoutMs} ms`,
+              { code: ErrorCode.PublishTimeout, details: { topic } },
+            ),
+          ),
+        this.#o.publishTimeoutMs,
+      )
+    })
+    try {
+      await Promise.race([this.#o.publisher.publish(topic, messages), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Exponential backoff with full jitter, capped. */
+  #delay(attempts: number): number {
+    const ceiling = Math.min(this.#maxDelay, this.#initialDelay * 2 ** Math.max(0, attempts - 1))
+    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2)
+  }
+
+  async #report(batch: { published: number; failed: number; dead: number }): Promise<void> {
+    const o = this.#o
+    if (o.onMetrics === undefined) return
+    let status: OutboxStatus | undefined
+    const now = Date.now()
+    if (
+      o.statusIntervalMs > 0 &&
+      o.store.status !== undefined &&
+      now - this.#lastStatus >= o.statusIntervalMs
+    ) {
+      this.#lastStatus = now
+      status = await o.store.status().catch(() => undefined)
+    }
+    o.onMetrics(status === undefined ? batch : { ...batch, status })
+  }
+}
+
+function groupByTopic(rows: readonly ClaimedRecord[]): Map<string, ClaimedRecord[]> {
+  const groups = new Map<string, ClaimedRecord[]>()
+  for (const row of rows) {
+    const list = groups.get(row.topic)
+    if (list === undefined) groups.set(row.topic, [row])
+    else list.push(row)
+  }
+  return groups
+}

@@ -1,0 +1,143 @@
+import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from 'vitest'
+import {
+  decodeEnvelope,
+  defineEvent,
+  encodeEnvelope,
+  InMemoryTransport,
+  OutboxRelay,
+  type OutboxAppend,
+  type Publisher,
+} from '../../../src/index.js'
+import { PostgresOutboxStore } from '../../../src/postgres/index.js'
+import { RecordingLogger } from '../../../src/testing/index.js'
+import { createPool, inTransaction, uniqueSchema } from '../../helpers/postgres.js'
+
+const url = inject('services').postgres ?? null
+const pool = url === null ? undefined : createPool(url)
+afterAll(async () => {
+  await pool?.end()
+})
+
+const Allocated = defineEvent('Allocated', { topic: 'allocation' }).withPayload<{
+  orderId: string
+  n: number
+}>()
+const toRecord = (key: string, n: number): OutboxAppend => {
+  const message = Allocated({ orderId: key, n })
+  return {
+    id: message.id,
+    topic: 'allocation',
+    key,
+    type: message.type,
+    body: encodeEnvelope(message, { source: '/test', key }),
+  }
+}
+const payloadOf = (body: Uint8Array) =>
+  decodeEnvelope(body).message.payload as { orderId: string; n: number }
+const waitFor = async (check: () => boolean, ms = 10_000): Promise<void> => {
+  const until = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > until) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+describe.skipIf(pool === undefined)('OutboxRelay on PostgreSQL', () => {
+  let schema: string
+  let store: PostgresOutboxStore
+  beforeEach(async () => {
+    schema = uniqueSchema()
+    store = new PostgresOutboxStore({ pool: pool!, schema })
+    await store.ensureSchema()
+  })
+  afterEach(async () => {
+    await pool!.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+  })
+
+  it('publishes every committed row once, in commit order per key, and nothing rolled back', async () => {
+    for (let n = 1; n <= 5; n++) {
+      await inTransaction(pool!, (tx) => store.append(tx, [toRecord('a', n), toRecord('b', n)]))
+    }
+    await inTransaction(pool!, async (tx) => {
+      await store.append(tx, [toRecord('a', 99)])
+      throw new Error('rolled back')
+    }).catch(() => undefined)
+    const transport = new InMemoryTransport()
+    const relay = new OutboxRelay({ store, publisher: transport, batchSize: 3 })
+    let total = 0
+    for (let published = -1; published !== 0;) total += published = await relay.runOnce()
+    expect(total).toBe(10)
+    const seen = transport.published('allocation').map((m) => payloadOf(m.body))
+    expect(seen.filter((p) => p.orderId === 'a').map((p) => p.n)).toEqual([1, 2, 3, 4, 5])
+    expect(seen.filter((p) => p.orderId === 'b').map((p) => p.n)).toEqual([1, 2, 3, 4, 5])
+    expect((await store.status()).published).toBe(10)
+  })
+
+  it('keeps rows whose publish failed, retries them with backoff, and never lets a key overtake', async () => {
+    await inTransaction(pool!, (tx) => store.append(tx, [toRecord('k', 1), toRecord('k', 2)]))
+    const transport = new InMemoryTransport()
+    let failures = 2
+    const flaky: Publisher = {
+      publish: async (topic, messages) => {
+        if (failures-- > 0) throw new Error('broker unavailable')
+        await transport.publish(topic, messages)
+      },
+      close: async () => undefined,
+    }
+    const logger = new RecordingLogger('warn')
+    const relay = new OutboxRelay({
+      store,
+      publisher: flaky,
+      backoff: { initialDelay: 1, maxDelay: 5 },
+      logger,
+    })
+    for (let i = 0; i < 50 && transport.published('allocation').length < 2; i++) {
+      await relay.runOnce()
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    expect(transport.published('allocation').map((m) => payloadOf(m.body).n)).toEqual([1, 2])
+    expect(
+      logger.entries.filter((e) => e.message === 'outbox publish failed; rows will be retried'),
+    ).toHaveLength(2)
+  })
+
+  it('dead-letters a row after maxAttempts, keeping the last error, and blocks its key', async () => {
+    await inTransaction(pool!, (tx) => store.append(tx, [toRecord('k', 1), toRecord('k', 2)]))
+    const failing: Publisher = {
+      publish: () => Promise.reject(new Error('message rejected: too large')),
+      close: async () => undefined,
+    }
+    const relay = new OutboxRelay({
+      store,
+      publisher: failing,
+      maxAttempts: 2,
+      backoff: { initialDelay: 1, maxDelay: 1 },
+    })
+    for (let i = 0; i < 10; i++) {
+      await relay.runOnce()
+      await new Promise((resolve) => setTimeout(resolve, 15))
+    }
+    const { rows } = await pool!.query<{ state: string; last_error: string; attempts: number }>(
+      `SELECT state, last_error, attempts FROM "${schema}".outbox ORDER BY key_seq`,
+    )
+    expect(rows).toEqual([
+      { state: 'dead', last_error: 'message rejected: too large', attempts: 2 },
+      { state: 'pending', last_error: null, attempts: 0 },
+    ])
+  })
+
+  it('runs as a loop, wakes on NOTIFY long before its poll interval, and stops gracefully', async () => {
+    const transport = new InMemoryTransport()
+    const relay = new OutboxRelay({ store, publisher: transport, pollIntervalMs: 60_000 })
+    relay.start()
+    await new Promise((resolve) => setTimeout(resolve, 200)) // LISTEN in place, loop idle
+    const appended = Date.now()
+    await inTransaction(pool!, (tx) => store.append(tx, [toRecord('k', 1)]))
+    await waitFor(() => transport.published('allocation').length === 1, 10_000)
+    expect(Date.now() - appended).toBeLessThan(60_000)
+    await relay.stop()
+    await inTransaction(pool!, (tx) => store.append(tx, [toRecord('k', 2)]))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(transport.published('allocation')).toHaveLength(1)
+  })
+})
