@@ -251,13 +251,7 @@ export function describeOutboxStoreConformance(
           await h.store.markFailed(claim!, 'boom 1', { retryInMs: 400, maxAttempts: 2 }),
           'retry',
         )
-        const realNow = Date.now
-        Date.now = () => realNow() + 3_600_000 // the caller's clock is irrelevant
-        try {
-          assert.deepEqual(await h.store.claim(LEASE), [], 'not due yet')
-        } finally {
-          Date.now = realNow
-        }
+        assert.deepEqual(await h.store.claim(LEASE), [], 'not due yet')
         await sleep(500)
         ;[claim] = await h.store.claim(LEASE)
         assert.equal(claim?.id, k1.id)
@@ -284,6 +278,19 @@ export function describeOutboxStoreConformance(
         )
       },
     )
+
+    scenario('due times come from the database clock, not the caller', async () => {
+      await append(record())
+      const [claim] = await h.store.claim(LEASE)
+      await h.store.markFailed(claim!, 'boom', { retryInMs: 60_000, maxAttempts: 5 })
+      const realNow = Date.now
+      Date.now = () => realNow() + 3_600_000 // a caller whose clock runs an hour ahead
+      try {
+        assert.deepEqual(await h.store.claim(LEASE), [], 'still not due by the database clock')
+      } finally {
+        Date.now = realNow
+      }
+    })
 
     scenario('release puts claimed rows back without counting the attempt', async () => {
       await append(record())

@@ -2,7 +2,7 @@
  * The DDL of the PostgreSQL (and PGlite) outbox. Printable for users who run their own migrations:
  * `outboxSchemaSql({ schema, table })`.
  */
-import { validateIdentifier } from '../index.js'
+import { validateIdentifier } from './sql-executor.js'
 
 /** Where the outbox lives. */
 export interface PostgresOutboxNames {

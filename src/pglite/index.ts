@@ -1,0 +1,6 @@
+// switchyard-bus/pglite: the outbox on embedded PGlite, through your own instance. Re-exports only.
+export { fromPglite } from './pglite-client.js'
+export type { PgliteDatabase, PgliteQueryable } from './pglite-client.js'
+export { PgliteOutboxStore } from './pglite-outbox-store.js'
+export type { PgliteOutboxStoreOptions } from './pglite-outbox-store.js'
+export { outboxSchemaSql } from '../sql/postgres-outbox-schema.js'

@@ -1,0 +1,29 @@
+/**
+ * The outbox on PGlite, the embedded default: the PostgreSQL engine over PGlite's single
+ * connection. One process, one relay (PGlite cannot be shared between processes); the relay
+ * wakes on PGlite's LISTEN. Crash guarantees are those of PGlite's file storage, weaker than a
+ * PostgreSQL server's (see docs/stores/pglite.md).
+ */
+import { type WakeUpSource } from '../index.js'
+import { PostgresOutboxEngine, type PostgresOutboxOptions } from '../sql/postgres-outbox-engine.js'
+import { fromPglite, type PgliteDatabase } from './pglite-client.js'
+
+/** Options of {@link PgliteOutboxStore}. */
+export interface PgliteOutboxStoreOptions extends PostgresOutboxOptions {
+  /** Your PGlite instance. */
+  readonly db: PgliteDatabase
+}
+
+/** The outbox on PGlite. Append inside `db.transaction(async (tx) => store.append(fromPglite(tx), …))`. */
+export class PgliteOutboxStore extends PostgresOutboxEngine implements WakeUpSource {
+  readonly #db: PgliteDatabase
+
+  constructor(options: PgliteOutboxStoreOptions) {
+    super(fromPglite(options.db), options)
+    this.#db = options.db
+  }
+
+  async listen(wake: () => void): Promise<() => Promise<void>> {
+    return this.#db.listen(this.names.channel, () => wake())
+  }
+}

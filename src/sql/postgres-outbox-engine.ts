@@ -1,0 +1,303 @@
+/**
+ * @internal The transactional outbox in PostgreSQL's dialect: the engine of the PostgreSQL (`pg`)
+ * and PGlite stores, which speak the same SQL. See outbox-store.ts for the contract; how it is kept:
+ *
+ * - Order per key: `append` takes a block of per-key sequence numbers from a counter row
+ *   (`INSERT … ON CONFLICT DO UPDATE … RETURNING`, keys in sorted order) in the same statement that
+ *   inserts the rows, so numbers are gapless and follow commit order (a second writer of the key
+ *   waits on the counter row's lock). Claims take a row only when no earlier row of its key is
+ *   unpublished ("head of line"); ids, sequences and transaction ids are never used as order.
+ * - Leases: `now() + lease` in SQL, a random token per claim, and every mark compares the token.
+ * - Wake-up: `append` sends one payload-less NOTIFY per call (delivered at commit), a hint only.
+ */
+import { ErrorCode, OutboxStoreError } from '../errors.js'
+import type {
+  ClaimedRecord,
+  ClaimOptions,
+  ClaimRef,
+  FailureOptions,
+  FailureOutcome,
+  OutboxAppend,
+  OutboxMaintenance,
+  OutboxStatus,
+  OutboxStore,
+} from '../outbox/outbox-store.js'
+import {
+  outboxSchemaSql,
+  type PostgresOutboxNames,
+  qualify,
+  type QualifiedNames,
+} from './postgres-outbox-schema.js'
+import type { SqlExecutor } from './sql-executor.js'
+
+/** Options shared by the PostgreSQL and PGlite outbox stores. */
+export interface PostgresOutboxOptions extends PostgresOutboxNames {
+  /**
+   * What a dead row does to its key. `'block'` (default): later rows of the key wait until the dead
+   * one is retried or skipped, so order holds. `'release'`: the key moves on past it.
+   */
+  readonly deadLetters?: 'block' | 'release'
+  /** Send a NOTIFY on append (a wake-up hint for relays). Default true. */
+  readonly notify?: boolean
+}
+
+interface Row {
+  id: string
+  topic: string
+  key: string | null
+  key_seq: string | number | null
+  type: string
+  body: Uint8Array
+  headers: Record<string, string> | null
+  attempts: number
+  lease_token: string
+  seq: string | number
+}
+
+/** @internal The SQL engine, given an executor for the store's own statements. */
+export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance {
+  readonly names: QualifiedNames
+  readonly #blocking: string
+  readonly #notify: boolean
+
+  constructor(
+    private readonly db: SqlExecutor,
+    private readonly options: PostgresOutboxOptions,
+  ) {
+    this.names = qualify(options)
+    this.#blocking =
+      options.deadLetters === 'release'
+        ? `('pending', 'inflight')`
+        : `('pending', 'inflight', 'dead')`
+    this.#notify = options.notify ?? true
+  }
+
+  async ensureSchema(): Promise<void> {
+    // One DO block: one implicit transaction on one connection, serialised by an advisory lock so
+    // that concurrent callers cannot race on the catalog. Names are validated identifiers.
+    const body = outboxSchemaSql(this.options)
+      .map((statement) => `EXECUTE ${dollarQuote(statement)};`)
+      .join('\n')
+    await this.#run(
+      'ensureSchema',
+      `DO $switchyard$ BEGIN PERFORM pg_advisory_xact_lock(hashtext(${literal(this.names.outbox)})); ${body} END $switchyard$`,
+    )
+  }
+
+  async append(tx: SqlExecutor, records: readonly OutboxAppend[]): Promise<void> {
+    if (records.length === 0) return
+    const counts = new Map<string, number>()
+    const ordinals: (number | null)[] = []
+    for (const record of records) {
+      if (record.key === undefined) {
+        ordinals.push(null)
+        continue
+      }
+      const n = (counts.get(record.key) ?? 0) + 1
+      counts.set(record.key, n)
+      ordinals.push(n)
+    }
+    const keys = [...counts.keys()].sort()
+    const { outbox, keys: counter } = this.names
+    const columns = `unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[], $7::int[])
+        AS m(id, topic, key, type, body, headers, ordinal)`
+    const params = [
+      records.map((r) => r.id),
+      records.map((r) => r.topic),
+      records.map((r) => r.key ?? null),
+      records.map((r) => r.type),
+      records.map((r) => Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength)),
+      records.map((r) => JSON.stringify(r.headers ?? {})),
+      ordinals,
+    ]
+    const sql =
+      keys.length === 0
+        ? `INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
+           SELECT m.id, m.topic, NULL, NULL, m.type, m.body, m.headers FROM ${columns}`
+        : `WITH seqs AS (
+             INSERT INTO ${counter} (key, last_seq)
+             SELECT k.key, k.n FROM unnest($8::text[], $9::bigint[]) AS k(key, n) ORDER BY k.key
+             ON CONFLICT (key) DO UPDATE SET last_seq = ${counter}.last_seq + EXCLUDED.last_seq
+             RETURNING key, last_seq
+           )
+           INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
+           SELECT m.id, m.topic, m.key,
+                  CASE WHEN m.key IS NULL THEN NULL ELSE s.last_seq - k.n + m.ordinal END,
+                  m.type, m.body, m.headers
+           FROM ${columns}
+           LEFT JOIN seqs s ON s.key = m.key
+           LEFT JOIN unnest($8::text[], $9::bigint[]) AS k(key, n) ON k.key = m.key`
+    if (keys.length > 0)
+      params.push(
+        keys,
+        keys.map((k) => counts.get(k)!),
+      )
+    await this.#run('append', sql, params, tx)
+    if (this.#notify)
+      await this.#run('append', `SELECT pg_notify($1, '')`, [this.names.channel], tx)
+  }
+
+  async claim(options: ClaimOptions): Promise<ClaimedRecord[]> {
+    const { outbox } = this.names
+    const { rows } = await this.#run<Row>(
+      'claim',
+      `WITH candidates AS (
+         SELECT o.seq FROM ${outbox} o
+         WHERE ((o.state = 'pending' AND o.available_at <= now())
+             OR (o.state = 'inflight' AND o.lease_until <= now()))
+           AND (o.key IS NULL OR NOT EXISTS (
+             SELECT 1 FROM ${outbox} e
+             WHERE e.key = o.key AND e.key_seq < o.key_seq AND e.state IN ${this.#blocking}))
+         ORDER BY o.seq
+         LIMIT $1
+         FOR UPDATE OF o SKIP LOCKED
+       )
+       UPDATE ${outbox} AS o
+       SET state = 'inflight', attempts = o.attempts + 1, lease_owner = $3,
+           lease_token = gen_random_uuid(), lease_until = now() + make_interval(secs => $2::float8 / 1000)
+       FROM candidates c WHERE o.seq = c.seq
+       RETURNING o.id, o.topic, o.key, o.key_seq, o.type, o.body, o.headers, o.attempts, o.lease_token, o.seq`,
+      [options.limit, options.leaseMs, options.owner ?? null],
+    )
+    rows.sort((a, b) => Number(a.seq) - Number(b.seq))
+    return rows.map((r) => ({
+      id: r.id,
+      topic: r.topic,
+      key: r.key ?? undefined,
+      keySeq: r.key_seq === null ? undefined : Number(r.key_seq),
+      type: r.type,
+      body: r.body,
+      headers: r.headers ?? {},
+      attempts: r.attempts,
+      token: r.lease_token,
+    }))
+  }
+
+  async markPublished(claims: readonly ClaimRef[]): Promise<number> {
+    if (claims.length === 0) return 0
+    const { rowCount } = await this.#run(
+      'markPublished',
+      `UPDATE ${this.names.outbox} AS o
+       SET state = 'published', published_at = now(), lease_token = NULL, lease_until = NULL, last_error = NULL
+       FROM unnest($1::text[], $2::uuid[]) AS c(id, token)
+       WHERE o.id = c.id AND o.lease_token = c.token AND o.state = 'inflight'`,
+      [claims.map((c) => c.id), claims.map((c) => c.token)],
+    )
+    return rowCount
+  }
+
+  async markFailed(
+    claim: ClaimRef,
+    error: string,
+    options: FailureOptions,
+  ): Promise<FailureOutcome> {
+    const { rows } = await this.#run<{ state: string }>(
+      'markFailed',
+      `UPDATE ${this.names.outbox}
+       SET state = CASE WHEN attempts >= $3 THEN 'dead' ELSE 'pending' END,
+           available_at = now() + make_interval(secs => $4::float8 / 1000),
+           last_error = $5, lease_token = NULL, lease_until = NULL
+       WHERE id = $1 AND lease_token = $2 AND state = 'inflight'
+       RETURNING state`,
+      [claim.id, claim.token, options.maxAttempts, options.retryInMs, error.slice(0, 4000)],
+    )
+    const state = rows[0]?.state
+    return state === undefined ? 'stale' : state === 'dead' ? 'dead' : 'retry'
+  }
+
+  async release(claims: readonly ClaimRef[]): Promise<number> {
+    if (claims.length === 0) return 0
+    const { rowCount } = await this.#run(
+      'release',
+      `UPDATE ${this.names.outbox} AS o
+       SET state = 'pending', attempts = greatest(o.attempts - 1, 0), lease_token = NULL, lease_until = NULL
+       FROM unnest($1::text[], $2::uuid[]) AS c(id, token)
+       WHERE o.id = c.id AND o.lease_token = c.token AND o.state = 'inflight'`,
+      [claims.map((c) => c.id), claims.map((c) => c.token)],
+    )
+    return rowCount
+  }
+
+  async cleanup(olderThanMs: number, batchSize = 1000): Promise<number> {
+    let total = 0
+    for (;;) {
+      const { rowCount } = await this.#run(
+        'cleanup',
+        `DELETE FROM ${this.names.outbox} WHERE seq IN (
+           SELECT seq FROM ${this.names.outbox}
+           WHERE state = 'published' AND published_at < now() - make_interval(secs => $1::float8 / 1000)
+           LIMIT $2)`,
+        [olderThanMs, batchSize],
+      )
+      total += rowCount
+      if (rowCount < batchSize) return total
+    }
+  }
+
+  async retry(ids: readonly string[]): Promise<number> {
+    const { rowCount } = await this.#run(
+      'retry',
+      `UPDATE ${this.names.outbox} SET state = 'pending', attempts = 0, available_at = now()
+       WHERE id = ANY($1::text[]) AND state = 'dead'`,
+      [ids],
+    )
+    return rowCount
+  }
+
+  async skip(ids: readonly string[]): Promise<number> {
+    const { rowCount } = await this.#run(
+      'skip',
+      `UPDATE ${this.names.outbox} SET state = 'skipped' WHERE id = ANY($1::text[]) AND state = 'dead'`,
+      [ids],
+    )
+    return rowCount
+  }
+
+  async status(): Promise<OutboxStatus> {
+    const { rows } = await this.#run<Record<string, string | number | null>>(
+      'status',
+      `SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
+              count(*) FILTER (WHERE state = 'inflight') AS inflight,
+              count(*) FILTER (WHERE state = 'dead') AS dead,
+              count(*) FILTER (WHERE state = 'published') AS published,
+              coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE state IN ('pending', 'inflight'))) * 1000, 0) AS oldest
+       FROM ${this.names.outbox}`,
+    )
+    const r = rows[0] ?? {}
+    return {
+      pending: Number(r.pending ?? 0),
+      inflight: Number(r.inflight ?? 0),
+      dead: Number(r.dead ?? 0),
+      published: Number(r.published ?? 0),
+      oldestPendingMs: Math.round(Number(r.oldest ?? 0)),
+    }
+  }
+
+  async #run<R extends object = Record<string, unknown>>(
+    operation: string,
+    sql: string,
+    params: readonly unknown[] = [],
+    executor: SqlExecutor = this.db,
+  ): Promise<{ rows: R[]; rowCount: number }> {
+    try {
+      return await executor.query<R>(sql, params)
+    } catch (error) {
+      throw new OutboxStoreError(
+        `Outbox ${operation} failed on ${this.names.outbox}: ${(error as Error).message}`,
+        {
+          cause: error,
+          details: { operation, table: this.names.outbox },
+          code: ErrorCode.OutboxStore,
+        },
+      )
+    }
+  }
+}
+
+function literal(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`
+}
+
+function dollarQuote(statement: string): string {
+  return `$ddl$${statement}$ddl$`
+}
