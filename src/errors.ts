@@ -29,6 +29,8 @@ export const ErrorCode = {
   MissingDependency: 'SWITCHYARD_MISSING_DEPENDENCY',
   /** Dependency factories depend on each other in a cycle. */
   DependencyCycle: 'SWITCHYARD_DEPENDENCY_CYCLE',
+  /** A longer-lived dependency's factory asks for a shorter-lived one. */
+  CaptiveDependency: 'SWITCHYARD_CAPTIVE_DEPENDENCY',
   /** A unit of work was used after it committed or rolled back. */
   UnitOfWorkClosed: 'SWITCHYARD_UNIT_OF_WORK_CLOSED',
   /** A command or query has no handler. */

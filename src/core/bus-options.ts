@@ -40,7 +40,10 @@ export interface MessageBusOptions<D extends object = NoDependencies> {
 export interface BusObserver {
   /** Every message the bus is about to handle: roots, follow-up events (handled or not), nested calls. */
   onMessage?(message: Message): void
-  /** The events a unit of work released on commit, in recording order. */
+  /**
+   * The events a unit of work committed, in recording order, linked to the message being handled.
+   * Reported at commit: if the handler then fails, the bus does not release them.
+   */
   onCommit?(events: readonly Event[]): void
 }
 

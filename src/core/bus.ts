@@ -302,9 +302,10 @@ export class MessageBus<D extends object = NoDependencies>
 
   #committed(ctx: DispatchContext, events: readonly Event[]): void {
     if (events.length === 0) return
-    for (const observer of this.#observers) observer.onCommit?.(events)
+    const linked = events.map((event) => linkTo(event, ctx.message))
+    for (const observer of this.#observers) observer.onCommit?.(linked)
     const pending = (ctx.pending ??= [])
-    for (const event of events) pending.push(linkTo(event, ctx.message))
+    for (const event of linked) pending.push(event)
   }
 
   /** A command or query failed: the caller gets the error; the log gets it at the activity level. */

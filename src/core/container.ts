@@ -1,16 +1,25 @@
 /**
  * @internal Resolves providers by lifetime, applies test overrides, and disposes what it made.
+ *
+ * Rules it enforces at resolution:
+ * - a factory may not depend on something that lives shorter than itself (a singleton on a
+ *   scoped or transient value, a scoped one on a transient): it would keep a disposed value;
+ * - a unit of work comes only from a transient provider (each handler invocation needs its own);
+ * - values the bus did not make (plain values, values from your container) are never disposed by it.
  */
-import { ConfigurationError } from '../errors.js'
+import { ConfigurationError, ErrorCode } from '../errors.js'
 import {
   type AnyProvider,
   dependencyCycle,
   type Factory,
   isProvider,
+  isUnowned,
+  type Lifetime,
   missingDependency,
   normalise,
   type Provider,
 } from './dependencies.js'
+import { isUnitOfWork } from './unit-of-work.js'
 
 /** Per top-level dispatch: scoped values and what to dispose at its end. */
 export interface ScopeCache {
@@ -18,14 +27,22 @@ export interface ScopeCache {
   disposables: unknown[] | undefined
 }
 
-/** Per handler invocation: transient values to dispose at its end. */
+/** Per handler invocation: transient values (to dispose at its end) and its units of work. */
 export interface InvocationCache {
   readonly transients: unknown[]
 }
 
+const RANK: Record<Lifetime, number> = { transient: 0, scoped: 1, singleton: 2 }
+
+interface Step {
+  readonly name: string
+  readonly lifetime: Lifetime
+}
+
 export class DependencyContainer {
   readonly #providers: Map<string, AnyProvider>
-  readonly #overrides = new Map<string, AnyProvider>()
+  /** Overrides per name, newest last; the last one is in force. */
+  readonly #overrides = new Map<string, AnyProvider[]>()
   readonly #singletons = new Map<AnyProvider, Promise<unknown>>()
   readonly #made: unknown[] = []
 
@@ -34,15 +51,19 @@ export class DependencyContainer {
   }
 
   has(name: string): boolean {
-    return this.#overrides.has(name) || this.#providers.has(name)
+    return this.#providers.has(name) || (this.#overrides.get(name)?.length ?? 0) > 0
   }
 
-  /** Replaces a dependency until the returned handle is disposed. */
+  #current(name: string): AnyProvider | undefined {
+    return this.#overrides.get(name)?.at(-1) ?? this.#providers.get(name)
+  }
+
+  /** Replaces a dependency until the returned handle is disposed (in any order). */
   override(
     name: string,
     replacement: Factory<unknown, unknown> | Provider<unknown, unknown>,
   ): Disposable {
-    const current = this.#overrides.get(name) ?? this.#providers.get(name)
+    const current = this.#current(name)
     if (current === undefined) throw missingDependency(name, 'bus.override()')
     let next: AnyProvider
     if (isProvider(replacement)) next = replacement
@@ -51,16 +72,13 @@ export class DependencyContainer {
       throw new ConfigurationError(
         `bus.override("${name}", …) takes a factory function or a provider`,
       )
-    const previous = this.#overrides.get(name)
-    this.#overrides.set(name, next)
-    let undone = false
+    const stack = this.#overrides.get(name) ?? []
+    stack.push(next)
+    this.#overrides.set(name, stack)
     return {
       [Symbol.dispose]: () => {
-        if (undone) return
-        undone = true
-        if (this.#overrides.get(name) !== next) return // a later override is in force; leave it
-        if (previous === undefined) this.#overrides.delete(name)
-        else this.#overrides.set(name, previous)
+        const at = stack.indexOf(next)
+        if (at >= 0) stack.splice(at, 1)
       },
     }
   }
@@ -69,23 +87,57 @@ export class DependencyContainer {
     name: string,
     scope: ScopeCache,
     invocation: InvocationCache,
-    path: readonly string[] = [],
+    path: readonly Step[] = [],
   ): Promise<unknown> {
-    if (path.includes(name)) return Promise.reject(dependencyCycle([...path, name]))
-    const provider = this.#overrides.get(name) ?? this.#providers.get(name)
+    if (path.some((step) => step.name === name))
+      return Promise.reject(dependencyCycle([...path.map((s) => s.name), name]))
+    const provider = this.#current(name)
+    const parent = path.at(-1)
     if (provider === undefined)
-      return Promise.reject(missingDependency(name, path.at(-1) ?? 'a handler'))
-    const chain = [...path, name]
-    const make = async (): Promise<unknown> =>
-      await provider.factory({
+      return Promise.reject(
+        missingDependency(
+          name,
+          parent === undefined ? 'a handler' : `the factory of "${parent.name}"`,
+        ),
+      )
+    if (parent !== undefined && RANK[provider.lifetime] < RANK[parent.lifetime]) {
+      return Promise.reject(
+        new ConfigurationError(
+          `The ${parent.lifetime} dependency "${parent.name}" asks for the ${provider.lifetime} "${name}", which would be disposed while "${parent.name}" still holds it; make "${name}" live at least as long, or resolve it in the handler`,
+          {
+            code: ErrorCode.CaptiveDependency,
+            details: {
+              dependency: parent.name,
+              lifetime: parent.lifetime,
+              needs: name,
+              needsLifetime: provider.lifetime,
+            },
+          },
+        ),
+      )
+    }
+    const chain = [...path, { name, lifetime: provider.lifetime }]
+    const owned = !isUnowned(provider)
+    const make = async (): Promise<unknown> => {
+      const made = await provider.factory({
         get: (other: string) => this.resolve(other, scope, invocation, chain),
       } as never)
+      if (provider.lifetime !== 'transient' && isUnitOfWork(made)) {
+        throw new ConfigurationError(
+          `The unit of work "${name}" must be provided with transient(): each handler invocation needs its own`,
+          {
+            details: { dependency: name, lifetime: provider.lifetime },
+          },
+        )
+      }
+      return made
+    }
     switch (provider.lifetime) {
       case 'singleton': {
         let value = this.#singletons.get(provider)
         if (value === undefined) {
           value = make().then((made) => {
-            this.#made.push(made)
+            if (owned) this.#made.push(made)
             return made
           })
           // A failed factory is not cached: the next dispatch tries again.
@@ -99,7 +151,7 @@ export class DependencyContainer {
         let value = cache.get(provider)
         if (value === undefined) {
           value = make().then((made) => {
-            ;(scope.disposables ??= []).push(made)
+            if (owned) (scope.disposables ??= []).push(made)
             return made
           })
           cache.set(provider, value)
@@ -114,7 +166,7 @@ export class DependencyContainer {
     }
   }
 
-  /** Disposes every singleton made, newest first. */
+  /** Disposes every singleton the bus made, newest first. */
   async close(onError: (error: unknown) => void): Promise<void> {
     const made = this.#made.splice(0)
     this.#singletons.clear()

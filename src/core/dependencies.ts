@@ -72,11 +72,25 @@ export function isProvider(value: unknown): value is Provider<unknown, unknown> 
 /** @internal A provider, or a plain value wrapped as one. */
 export type AnyProvider = Provider<unknown, unknown>
 
+/** Providers of values the bus did not make (plain values, your container's): never disposed by it. */
+const unowned = new WeakSet<object>()
+
+/** @internal True for a provider whose values the bus must not dispose. */
+export function isUnowned(provider: AnyProvider): boolean {
+  return unowned.has(provider)
+}
+
 /** @internal Turns the user's map into providers. */
 export function normalise(dependencies: object): Map<string, AnyProvider> {
   const providers = new Map<string, AnyProvider>()
   for (const [name, entry] of Object.entries(dependencies)) {
-    providers.set(name, isProvider(entry) ? entry : provider('singleton', () => entry as unknown))
+    if (isProvider(entry)) {
+      providers.set(name, entry)
+      continue
+    }
+    const value = provider('singleton', () => entry as unknown)
+    unowned.add(value)
+    providers.set(name, value)
   }
   return providers
 }
@@ -94,13 +108,16 @@ export function normalise(dependencies: object): Map<string, AnyProvider> {
  *   disposeScope: (scope) => scope.dispose(),
  * })
  */
+let containerCount = 0
+
 export function fromContainer<D, S>(adapter: {
   readonly names: readonly (keyof D & string)[]
   readonly createScope: () => S | Promise<S>
   readonly resolve: (scope: S, name: keyof D & string) => unknown
   readonly disposeScope?: (scope: S) => void | Promise<void>
 }): Dependencies<D> {
-  const scopeKey = '__switchyardContainerScope'
+  // A key of its own per adapter, so two containers in one map never share a scope.
+  const scopeKey = `__switchyardContainerScope${++containerCount}`
   const map: Record<string, AnyProvider> = {
     [scopeKey]: provider('scoped', async () => {
       const scope = await adapter.createScope()
@@ -118,6 +135,7 @@ export function fromContainer<D, S>(adapter: {
         adapter.disposeScope === undefined ? (holder as S) : (holder as { scope: S }).scope
       return adapter.resolve(scope, name)
     })
+    unowned.add(map[name]!)
   }
   return map as unknown as Dependencies<D>
 }

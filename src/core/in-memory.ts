@@ -42,7 +42,10 @@ export class InMemoryCollection<A extends AggregateRoot, Id> {
   /** A copy of the committed aggregate with this id. */
   find(id: Id): A | undefined {
     const stored = this.#stored.get(id)
-    return stored === undefined ? undefined : this.clone(stored)
+    if (stored === undefined) return undefined
+    const copy = this.clone(stored)
+    copy.version = stored.version // a custom clone need not copy it
+    return copy
   }
 
   /** Copies of every committed aggregate. */

@@ -28,8 +28,11 @@ export abstract class TrackingRepository<
 > implements AggregateRepository<A, Id> {
   readonly #seen = new Set<A>()
   readonly #byId = new Map<Id, A>()
-  /** @internal Set by the unit of work that owns this repository. */
-  onTrack: ((aggregate: A) => void) | undefined
+  /**
+   * Called (and awaited) for each aggregate the repository starts tracking. A unit of work sets it
+   * to run its `added` hooks: `repository.onTrack = (a) => this.tracked(a)`.
+   */
+  onTrack: ((aggregate: A) => void | Promise<void>) | undefined
 
   get seen(): ReadonlySet<A> {
     return this.#seen
@@ -39,13 +42,13 @@ export abstract class TrackingRepository<
     const known = this.#byId.get(id)
     if (known !== undefined) return known
     const aggregate = await this.load(id)
-    if (aggregate !== undefined) this.#track(id, aggregate)
+    if (aggregate !== undefined) await this.#track(id, aggregate)
     return aggregate
   }
 
   async add(aggregate: A): Promise<void> {
     await this.insert(aggregate)
-    this.#track(this.idOf(aggregate), aggregate)
+    await this.#track(this.idOf(aggregate), aggregate)
   }
 
   /** The id of an aggregate. */
@@ -55,11 +58,11 @@ export abstract class TrackingRepository<
   /** Prepares a new aggregate for saving (or writes it inside the open transaction). */
   protected abstract insert(aggregate: A): Promise<void>
 
-  #track(id: Id, aggregate: A): void {
+  async #track(id: Id, aggregate: A): Promise<void> {
     this.#byId.set(id, aggregate)
     if (!this.#seen.has(aggregate)) {
       this.#seen.add(aggregate)
-      this.onTrack?.(aggregate)
+      await this.onTrack?.(aggregate)
     }
   }
 }

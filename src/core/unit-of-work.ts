@@ -135,9 +135,9 @@ export abstract class UnitOfWork implements AsyncDisposable {
     if (this.#state === 'open') await this.#rollback()
   }
 
-  /** Subclasses call this when a repository of theirs tracks an aggregate. */
-  protected tracked(aggregate: AggregateRoot): void {
-    for (const hook of this.#hooks.added) void hook({ aggregate, unitOfWork: this })
+  /** Subclasses call (and await) this when a repository of theirs tracks an aggregate. */
+  protected async tracked(aggregate: AggregateRoot): Promise<void> {
+    for (const hook of this.#hooks.added) await hook({ aggregate, unitOfWork: this })
   }
 
   /** Throws `SWITCHYARD_UNIT_OF_WORK_CLOSED` unless the work is open. */

@@ -3,7 +3,7 @@
  * any unit of work among them to the bus (its committed events become the handler's follow-ups),
  * rolls back work the handler did not commit, and disposes the invocation's transient values.
  */
-import { ConfigurationError } from '../errors.js'
+import { ErrorCode, SwitchyardError } from '../errors.js'
 import { type DependencyContainer, disposeAll, type InvocationCache } from './container.js'
 import type { DispatchContext } from './context.js'
 import type { DispatchScope } from './dispatch-scope.js'
@@ -35,19 +35,15 @@ export async function invokeWithDependencies(
   const units: UnitOfWork[] = []
   try {
     const deps: Record<string, unknown> = {}
-    for (const name of entry.deps) {
-      const value = await runtime.container.resolve(name, scope, invocation)
-      if (isUnitOfWork(value)) {
-        if (!invocation.transients.includes(value)) {
-          throw new ConfigurationError(
-            `The unit of work "${name}" must be provided with transient(): each handler invocation needs its own`,
-            { details: { dependency: name } },
-          )
-        }
-        units.push(value)
-        value.on('committed', ({ events }) => runtime.committed(ctx, events))
-      }
-      deps[name] = value
+    for (const name of entry.deps)
+      deps[name] = await runtime.container.resolve(name, scope, invocation)
+    // Every unit of work made for this invocation, also through another factory's get().
+    for (const value of invocation.transients) {
+      if (!isUnitOfWork(value)) continue
+      units.push(value)
+      if (message.kind === 'query')
+        value.on('beforeCommit', ({ events }) => refuseQueryEvents(message, entry, events))
+      value.on('committed', ({ events }) => runtime.committed(ctx, events))
     }
     ctx.deps = deps
     const result = await (entry.fn as Call)(message, ctx)
@@ -72,4 +68,14 @@ export async function invokeWithDependencies(
   } finally {
     await disposeAll(invocation.transients, (error) => runtime.disposeFailed(error))
   }
+}
+
+/** A query handler may commit reads-with-writes, but not record events: a query cannot publish. */
+function refuseQueryEvents(message: Message, entry: HandlerEntry, events: readonly Event[]): void {
+  if (events.length === 0) return
+  throw new SwitchyardError(
+    ErrorCode.QuerySideEffect,
+    `The handler "${entry.name}" of query "${message.type}" committed work that recorded ${events.map((e) => e.type).join(', ')}; queries cannot publish events, so the commit was refused`,
+    { details: { messageType: message.type, handler: entry.name } },
+  )
 }

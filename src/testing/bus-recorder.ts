@@ -1,6 +1,6 @@
 /**
  * Records everything a bus handles — every command, query and event, follow-ups included, and the
- * events units of work released on commit — with `expect…` helpers. Assertions use `node:assert`,
+ * events units of work committed — with `expect…` helpers. Assertions use `node:assert`,
  * so they work under any test runner.
  *
  * @example
@@ -10,14 +10,15 @@
  */
 import assert from 'node:assert/strict'
 import type { BusObserver, Event, EventDefinition, Message, MessageBus } from '../index.js'
-import { matches, show } from './match.js'
-
-type DeepPartial<T> = T extends object ? { readonly [K in keyof T]?: DeepPartial<T[K]> } : T
+import { type DeepPartial, matches, show } from './match.js'
 
 export class BusRecorder implements BusObserver, Disposable {
   /** Every message the bus handled, in order. */
   readonly messages: Message[] = []
-  /** Events released by units of work on commit (recorded by aggregates), in order. */
+  /**
+   * Events units of work committed (recorded by aggregates), in order, reported at commit: a
+   * handler that commits and then throws has its events here, but not in `published`.
+   */
   readonly recorded: Event[] = []
   #detach: Disposable | undefined
 

@@ -24,7 +24,7 @@ import {
   type ResultOf,
 } from '../index.js'
 import { BusRecorder } from './bus-recorder.js'
-import { matches, show } from './match.js'
+import { type DeepPartial, matches, show } from './match.js'
 
 /** What a `when` produced. */
 export interface Outcome<M extends Message, D extends object> {
@@ -37,7 +37,7 @@ export interface Outcome<M extends Message, D extends object> {
   readonly failed: boolean
   /** Events handled during `when`, follow-ups included, in order. */
   readonly published: readonly Event[]
-  /** Events units of work released on commit during `when`. */
+  /** Events units of work committed during `when` (even if the handler then failed). */
   readonly recorded: readonly Event[]
 }
 
@@ -53,7 +53,7 @@ export interface Then<M extends Message, D extends object> {
   /** Asserts the dispatch succeeded and published an event of this definition matching `payload`. */
   thenPublished<T extends string, P, I>(
     definition: EventDefinition<T, P, I>,
-    payload?: Partial<P>,
+    payload?: DeepPartial<P>,
   ): Promise<void>
   /** Asserts the dispatch succeeded and published nothing. */
   thenPublishedNothing(): Promise<void>
@@ -81,7 +81,7 @@ class Scenario<M extends Message, D extends object> implements Then<M, D> {
 
   thenPublished<T extends string, P, I>(
     definition: EventDefinition<T, P, I>,
-    payload?: Partial<P>,
+    payload?: DeepPartial<P>,
   ): Promise<void> {
     return this.then((outcome) => {
       assertSucceeded(outcome)

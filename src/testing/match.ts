@@ -29,3 +29,6 @@ export function show(value: unknown): string {
     return String(value)
   }
 }
+
+/** Every property optional, all the way down. */
+export type DeepPartial<T> = T extends object ? { readonly [K in keyof T]?: DeepPartial<T[K]> } : T
