@@ -135,7 +135,7 @@ export function fromContainer<D, S>(adapter: {
         adapter.disposeScope === undefined ? (holder as S) : (holder as { scope: S }).scope
       return adapter.resolve(scope, name)
     })
-    unowned.add(map[name]!)
+    unowned.add(map[name])
   }
   return map as unknown as Dependencies<D>
 }
