@@ -18,6 +18,7 @@ export type { ErrorDetails, SwitchyardErrorOptions, ValidationIssue } from './er
 export { defineCommand, defineEvent, defineQuery, isMessage } from './core/define.js'
 export type {
   AnyDefinition,
+  AnyEventDefinition,
   AnyMessage,
   Command,
   CommandDefinition,
@@ -109,3 +110,5 @@ export type { OutboxRelayOptions, RelayMetrics, WakeUpSource } from './outbox/ou
 export type { Publisher, TransportMessage } from './transport/publisher.js'
 export { InMemoryTransport } from './transport/in-memory-transport.js'
 export type { PublishListener } from './transport/in-memory-transport.js'
+export { OutboxWriter } from './outbox/outbox-writer.js'
+export type { OutboxWriterOptions } from './outbox/outbox-writer.js'

@@ -203,23 +203,31 @@ export function defineQuery(type: string, schema?: StandardSchemaV1): unknown {
 export function defineEvent<const T extends string, S extends StandardSchemaV1>(
   type: T,
   schema: S,
-  options?: EventDefinitionOptions,
+  options?: EventDefinitionOptions<StandardSchemaV1.InferOutput<S>>,
 ): EventDefinition<T, StandardSchemaV1.InferOutput<S>, StandardSchemaV1.InferInput<S>>
 export function defineEvent<P = void, const T extends string = string>(
   type: T,
-  options?: EventDefinitionOptions,
+  options?: EventDefinitionOptions<P>,
 ): EventDefinition<T, P>
 export function defineEvent(
   type: string,
-  schemaOrOptions?: StandardSchemaV1 | EventDefinitionOptions,
-  maybeOptions?: EventDefinitionOptions,
+  schemaOrOptions?: StandardSchemaV1 | EventDefinitionOptions<never>,
+  maybeOptions?: EventDefinitionOptions<never>,
 ): unknown {
   checkType(type, 'defineEvent')
   const schema = isSchema(schemaOrOptions) ? schemaOrOptions : undefined
   const options =
-    schema === undefined ? (schemaOrOptions as EventDefinitionOptions | undefined) : maybeOptions
+    schema === undefined
+      ? (schemaOrOptions as EventDefinitionOptions<never> | undefined)
+      : maybeOptions
   const definition = build('event', type, schema)
   delete definition.returns
   definition.topic = options?.topic
+  definition.keyOf = options?.key
+  if (definition.keyOf !== undefined && typeof definition.keyOf !== 'function') {
+    throw new ConfigurationError(
+      `defineEvent("${type}") option key must be a function of the payload`,
+    )
+  }
   return definition
 }

@@ -143,6 +143,8 @@ export interface EventDefinition<
   is(value: unknown): value is Event<T, P>
   /** The topic integration events are published to through the outbox; undefined = in process only. */
   readonly topic: string | undefined
+  /** The ordering key of an event's payload, when the definition has one. */
+  readonly keyOf: ((payload: P) => string) | undefined
   /** The same definition with payload type `P2` (for definitions without a schema). */
   withPayload<P2>(): EventDefinition<T, P2, P2>
 }
@@ -156,13 +158,26 @@ export interface AnyDefinition {
   is(value: unknown): boolean
 }
 
+/** Any event definition, whatever its payload type (what the outbox writer needs of one). */
+export interface AnyEventDefinition {
+  readonly kind: 'event'
+  readonly type: string
+  readonly topic: string | undefined
+  readonly keyOf: ((payload: never) => string) | undefined
+}
+
 /** The message type a definition creates. */
 export type MessageOf<D> = D extends (payload: never, options?: MessageOptions) => infer M
   ? M
   : never
 
 /** Options of `defineEvent`. */
-export interface EventDefinitionOptions {
+export interface EventDefinitionOptions<P = unknown> {
   /** Publish this event to the given topic through the outbox (integration event). */
   readonly topic?: string
+  /**
+   * The ordering key of an integration event (usually its aggregate's id): events of one key are
+   * published in commit order. Without it, events are published in no particular order.
+   */
+  readonly key?: (payload: P) => string
 }

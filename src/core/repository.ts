@@ -8,6 +8,11 @@ import type { AggregateRoot } from './aggregate.js'
 export interface Repository<A extends AggregateRoot = AggregateRoot> {
   /** Every aggregate loaded or added through this repository in its unit of work. */
   readonly seen: ReadonlySet<A>
+  /**
+   * Writes the changes of the seen aggregates inside the open transaction, checking their
+   * `version` (throw `ConcurrencyError` when it moved). The unit of work calls it before commit.
+   */
+  flush?(): Promise<void>
 }
 
 /** A repository of aggregates addressed by id. */

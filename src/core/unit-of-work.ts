@@ -63,8 +63,10 @@ export abstract class UnitOfWork implements AsyncDisposable {
 
   /** The repositories whose `seen` aggregates belong to this work. */
   protected abstract participants(): Iterable<Repository>
-  /** Writes pending changes inside the open transaction (optimistic checks included). */
-  protected async flush(): Promise<void> {}
+  /** Writes pending changes inside the open transaction: by default, each repository's `flush()`. */
+  protected async flush(): Promise<void> {
+    for (const repository of this.participants()) await repository.flush?.()
+  }
   /** Commits the underlying transaction. */
   protected abstract commitTransaction(): Promise<void>
   /** Rolls the underlying transaction back. */
