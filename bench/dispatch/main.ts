@@ -1,5 +1,6 @@
 /**
- * Dispatch benchmark: switchyard-bus against a plain awaited call and @nestjs/cqrs, in one process.
+ * Dispatch benchmark: switchyard-bus against a plain awaited call and @nestjs/cqrs, in one process,
+ * and a unit-of-work command against the same steps written by hand (uow-cases.ts).
  *
  *   npm run bench                  # full run (node --expose-gc --import tsx bench/dispatch/main.ts)
  *   BENCH_QUICK=1 npm run bench    # smoke run, ~10× fewer iterations
@@ -28,6 +29,7 @@ import {
 import { sink } from './latch.js'
 import { nestCases } from './nest-cases.js'
 import { switchyardCases } from './switchyard-cases.js'
+import { uowCases } from './uow-cases.js'
 
 const QUICK = (process.env.BENCH_QUICK ?? '') !== '' && process.env.BENCH_QUICK !== '0'
 const OPS = QUICK ? 30_000 : 300_000
@@ -60,6 +62,7 @@ async function main(): Promise<void> {
 
   const ours = await switchyardCases()
   const nest = await nestCases()
+  const uow = await uowCases()
   try {
     const cases: BenchCase[] = [
       ours.plain,
@@ -69,9 +72,12 @@ async function main(): Promise<void> {
       nest.execute,
       nest.publish,
       nest.publishNoWait,
+      uow.execute,
+      uow.handWritten,
     ]
     await ours.verify()
     await nest.verify()
+    await uow.verify()
 
     progress(`warm-up: ${WARMUP_PASSES} × ${WARMUP_OPS.toLocaleString('en-US')} ops per case`)
     for (let pass = 0; pass < WARMUP_PASSES; pass++) for (const c of cases) await c.run(WARMUP_OPS)
@@ -155,6 +161,9 @@ function report(
     '  heap Δ = heapUsed after − before (full GC each time); 2nd half = after − mid-point.',
     '  src/ runs through tsx (esbuild keepNames): closures created per dispatch pay a __name() call,',
     '  which inflates the middleware row compared with the compiled dist/ build.',
+    '  uow rows: load a Product from an InMemoryCollection, allocate (1 event), commit, 1 event',
+    '  handler. Bus: transient InMemoryUnitOfWork dep; hand-written: the same steps inline, events',
+    "  taken from uow.on('committed'), handler awaited; see uow-cases.ts.",
   ]
   for (const note of notes) console.log(note)
   console.log('')
@@ -181,6 +190,8 @@ function report(
   const floor = ns('nestPublishNoWait') / ns('publish')
   ratio('nest publish, not awaited / bus.publish (info)', floor, '-', true)
   ratio('bus.execute+middleware / bus.execute (info)', ns('executeMw') / exec, '-', true)
+  const uow = ns('uowExecute') / ns('uowHand')
+  ratio('uow: bus.execute / hand-written', uow, '≤ 2.00×', uow <= 2)
   for (const c of cases) {
     const h = heaps.get(c.id)
     if (h === undefined) continue
