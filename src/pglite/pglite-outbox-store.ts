@@ -5,6 +5,7 @@
  * PostgreSQL server's (see docs/stores/pglite.md).
  */
 import { type WakeUpSource } from '../index.js'
+import { PostgresInboxEngine, type PostgresInboxOptions } from '../sql/postgres-inbox-engine.js'
 import { PostgresOutboxEngine, type PostgresOutboxOptions } from '../sql/postgres-outbox-engine.js'
 import { fromPglite, type PgliteDatabase } from './pglite-client.js'
 
@@ -25,5 +26,17 @@ export class PgliteOutboxStore extends PostgresOutboxEngine implements WakeUpSou
 
   async listen(wake: () => void): Promise<() => Promise<void>> {
     return this.#db.listen(this.names.channel, () => wake())
+  }
+}
+
+/** Options of {@link PgliteInboxStore}. */
+export interface PgliteInboxStoreOptions extends PostgresInboxOptions {
+  readonly db: PgliteDatabase
+}
+
+/** The inbox on PGlite. Record inside `db.transaction(async (tx) => store.tryRecord(fromPglite(tx), …))`. */
+export class PgliteInboxStore extends PostgresInboxEngine {
+  constructor(options: PgliteInboxStoreOptions) {
+    super(fromPglite(options.db), options)
   }
 }

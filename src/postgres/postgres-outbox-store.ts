@@ -2,10 +2,11 @@
  * The outbox on PostgreSQL through your own `pg` pool (the SQL is in sql/postgres-outbox-engine.ts).
  */
 import { ConfigurationError, type WakeUpSource } from '../index.js'
+import { PostgresInboxEngine, type PostgresInboxOptions } from '../sql/postgres-inbox-engine.js'
 import { PostgresOutboxEngine, type PostgresOutboxOptions } from '../sql/postgres-outbox-engine.js'
 import { fromPg, type PgPool, type PgQueryable } from './postgres-client.js'
 
-export type { PostgresOutboxOptions }
+export type { PostgresInboxOptions, PostgresOutboxOptions }
 
 /** Options of {@link PostgresOutboxStore}. */
 export interface PostgresOutboxStoreOptions extends PostgresOutboxOptions {
@@ -51,5 +52,18 @@ export class PostgresOutboxStore extends PostgresOutboxEngine implements WakeUpS
       if (!broken) await client.query(`UNLISTEN "${channel}"`).catch(() => undefined)
       client.release(broken)
     }
+  }
+}
+
+/** Options of {@link PostgresInboxStore}. */
+export interface PostgresInboxStoreOptions extends PostgresInboxOptions {
+  /** Your `pg` Pool (for `ensureSchema` and `cleanup`); `tryRecord` runs on the transaction you pass. */
+  readonly pool: PgQueryable
+}
+
+/** The inbox on PostgreSQL: record each (consumer, message id) in the consumer's transaction. */
+export class PostgresInboxStore extends PostgresInboxEngine {
+  constructor(options: PostgresInboxStoreOptions) {
+    super(fromPg(options.pool), options)
   }
 }

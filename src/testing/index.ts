@@ -12,3 +12,5 @@ export type {
   OutboxStoreHarness,
   SuiteRunner,
 } from './conformance/outbox-store/index.js'
+export { describeInboxStoreConformance } from './conformance/inbox-store/index.js'
+export type { InboxStoreConformance, InboxStoreHarness } from './conformance/inbox-store/index.js'

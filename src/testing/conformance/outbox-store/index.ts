@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict'
 import type { OutboxAppend, OutboxMaintenance, OutboxStore, SqlExecutor } from '../../../index.js'
+import { register, type SuiteRunner } from '../suite-runner.js'
+
+export type { SuiteRunner }
 
 /** One store under test, with a way to run the user's transactions. */
 export interface OutboxStoreHarness {
@@ -19,17 +22,6 @@ export interface OutboxStoreHarness {
 export interface OutboxStoreFeatures {
   /** Several connections claim and write at once (false on PGlite). */
   readonly concurrentClaimers: boolean
-}
-
-/** Test-runner functions the suite uses. */
-export interface SuiteRunner {
-  describe(name: string, body: () => void): void
-  /** Registers a test; `it.skip`, when the runner has it, registers a skipped one (shown as skipped). */
-  it: ((name: string, body: () => Promise<void>) => void) & {
-    skip?: (name: string, body: () => Promise<void>) => void
-  }
-  beforeEach(body: () => Promise<void>): void
-  afterEach(body: () => Promise<void>): void
 }
 
 /** The suite's configuration. */
@@ -75,9 +67,7 @@ export function describeOutboxStoreConformance(
       (needs !== undefined && !config.features[needs]
         ? `the store does not declare ${needs}`
         : undefined)
-    if (reason === undefined) t.it(name, body)
-    else if (t.it.skip !== undefined) t.it.skip(`${name} (skipped: ${reason})`, body)
-    else t.it(`${name} (skipped: ${reason})`, () => Promise.resolve())
+    register(t, name, body, reason)
   }
   const append = (...records: OutboxAppend[]): Promise<void> =>
     h.transaction((tx) => h.store.append(tx, records))

@@ -1,0 +1,99 @@
+/**
+ * @internal The inbox in PostgreSQL's dialect (the `pg` and PGlite inbox stores). The primary key
+ * (consumer, message_id) makes a racing duplicate wait for the first transaction, then conflict.
+ */
+import { ErrorCode, OutboxStoreError } from '../errors.js'
+import type { InboxStore } from '../outbox/inbox-store.js'
+import { validateIdentifier, type SqlExecutor } from './sql-executor.js'
+
+/** Where the inbox lives. */
+export interface PostgresInboxOptions {
+  /** Default `switchyard`. */
+  readonly schema?: string
+  /** Default `inbox`. */
+  readonly table?: string
+}
+
+/** The DDL of the inbox, for users who run their own migrations. */
+export function inboxSchemaSql(options: PostgresInboxOptions = {}): string[] {
+  const schema = validateIdentifier(options.schema ?? 'switchyard', 'schema')
+  const table = validateIdentifier(options.table ?? 'inbox', 'table')
+  return [
+    `CREATE SCHEMA IF NOT EXISTS "${schema}"`,
+    `CREATE TABLE IF NOT EXISTS "${schema}"."${table}" (
+  consumer    text NOT NULL,
+  message_id  text NOT NULL,
+  recorded_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (consumer, message_id)
+)`,
+    `CREATE INDEX IF NOT EXISTS "${table.slice(0, 40)}_recorded_at" ON "${schema}"."${table}" (recorded_at)`,
+  ]
+}
+
+export class PostgresInboxEngine implements InboxStore {
+  readonly #table: string
+  constructor(
+    private readonly db: SqlExecutor,
+    private readonly options: PostgresInboxOptions,
+  ) {
+    this.#table = `"${validateIdentifier(options.schema ?? 'switchyard', 'schema')}"."${validateIdentifier(options.table ?? 'inbox', 'table')}"`
+  }
+
+  async ensureSchema(): Promise<void> {
+    const body = inboxSchemaSql(this.options)
+      .map((statement) => `EXECUTE $ddl$${statement}$ddl$;`)
+      .join('\n')
+    const lock = `'${this.#table.replaceAll("'", "''")}'`
+    await this.#run(
+      'ensureSchema',
+      `DO $switchyard$ BEGIN PERFORM pg_advisory_xact_lock(hashtext(${lock})); ${body} END $switchyard$`,
+      [],
+      this.db,
+    )
+  }
+
+  async tryRecord(tx: SqlExecutor, consumer: string, messageId: string): Promise<boolean> {
+    const { rowCount } = await this.#run(
+      'tryRecord',
+      `INSERT INTO ${this.#table} (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+      [consumer, messageId],
+      tx,
+    )
+    return rowCount === 1
+  }
+
+  async cleanup(olderThanMs: number, batchSize = 1000): Promise<number> {
+    let total = 0
+    for (;;) {
+      const { rowCount } = await this.#run(
+        'cleanup',
+        `DELETE FROM ${this.#table} WHERE ctid IN (
+           SELECT ctid FROM ${this.#table} WHERE recorded_at < now() - make_interval(secs => $1::float8 / 1000) LIMIT $2)`,
+        [olderThanMs, batchSize],
+        this.db,
+      )
+      total += rowCount
+      if (rowCount < batchSize) return total
+    }
+  }
+
+  async #run(
+    operation: string,
+    sql: string,
+    params: readonly unknown[],
+    executor: SqlExecutor,
+  ): Promise<{ rowCount: number }> {
+    try {
+      return await executor.query(sql, params)
+    } catch (error) {
+      throw new OutboxStoreError(
+        `Inbox ${operation} failed on ${this.#table}: ${(error as Error).message}`,
+        {
+          cause: error,
+          details: { operation, table: this.#table },
+          code: ErrorCode.OutboxStore,
+        },
+      )
+    }
+  }
+}
