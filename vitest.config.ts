@@ -4,6 +4,9 @@ import { defineConfig } from 'vitest/config'
 const ci = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
 const alias = {
   'switchyard-bus/testing': fileURLToPath(new URL('./src/testing/index.ts', import.meta.url)),
+  'switchyard-bus/postgres': fileURLToPath(new URL('./src/postgres/index.ts', import.meta.url)),
+  'switchyard-bus/pglite': fileURLToPath(new URL('./src/pglite/index.ts', import.meta.url)),
+  'switchyard-bus/mysql': fileURLToPath(new URL('./src/mysql/index.ts', import.meta.url)),
   'switchyard-bus': fileURLToPath(new URL('./src/index.ts', import.meta.url)),
 }
 
