@@ -1,0 +1,64 @@
+/** The DDL of the MariaDB / MySQL outbox and inbox (InnoDB). Printable for your own migrations. */
+import { validateIdentifier } from '../index.js'
+
+/** Where the tables live. */
+export interface MysqlNames {
+  /** The database; default: the connection's current database. */
+  readonly database?: string
+  /** Default `outbox` (counter table `<table>_keys`) or `inbox`. */
+  readonly table?: string
+}
+
+/** @internal Validated, quoted names. */
+export function mysqlName(names: MysqlNames, fallback: string, suffix = ''): string {
+  const table = validateIdentifier(`${names.table ?? fallback}${suffix}`, 'table')
+  const database =
+    names.database === undefined ? undefined : validateIdentifier(names.database, 'database')
+  return database === undefined ? `\`${table}\`` : `\`${database}\`.\`${table}\``
+}
+
+/** The statements that create the outbox. Each is idempotent. */
+export function mysqlOutboxSchemaSql(names: MysqlNames = {}): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${mysqlName(names, 'outbox')} (
+  seq          BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  id           VARCHAR(255) NOT NULL,
+  topic        VARCHAR(255) NOT NULL,
+  msg_key      VARCHAR(255) NULL,
+  key_seq      BIGINT NULL,
+  type         VARCHAR(255) NOT NULL,
+  body         LONGBLOB NOT NULL,
+  headers      LONGTEXT NOT NULL,
+  state        VARCHAR(16) NOT NULL DEFAULT 'pending',
+  attempts     INT NOT NULL DEFAULT 0,
+  available_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  lease_owner  VARCHAR(255) NULL,
+  lease_token  CHAR(36) NULL,
+  lease_until  DATETIME(6) NULL,
+  last_error   TEXT NULL,
+  created_at   DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  published_at DATETIME(6) NULL,
+  UNIQUE KEY uq_id (id),
+  UNIQUE KEY uq_key_seq (msg_key, key_seq),
+  KEY ix_state_seq (state, seq),
+  KEY ix_published (state, published_at)
+) ENGINE=InnoDB`,
+    `CREATE TABLE IF NOT EXISTS ${mysqlName(names, 'outbox', '_keys')} (
+  msg_key  VARCHAR(255) NOT NULL PRIMARY KEY,
+  last_seq BIGINT NOT NULL
+) ENGINE=InnoDB`,
+  ]
+}
+
+/** The statements that create the inbox. */
+export function mysqlInboxSchemaSql(names: MysqlNames = {}): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${mysqlName(names, 'inbox')} (
+  consumer    VARCHAR(255) NOT NULL,
+  message_id  VARCHAR(255) NOT NULL,
+  recorded_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (consumer, message_id),
+  KEY ix_recorded_at (recorded_at)
+) ENGINE=InnoDB`,
+  ]
+}
