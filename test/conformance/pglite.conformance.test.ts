@@ -1,5 +1,6 @@
 import { PGlite } from '@electric-sql/pglite'
 import { afterAll, afterEach, beforeEach, describe, it } from 'vitest'
+import type { SqlExecutor } from '../../src/index.js'
 import { fromPglite, PgliteInboxStore, PgliteOutboxStore } from '../../src/pglite/index.js'
 import {
   describeInboxStoreConformance,
@@ -13,6 +14,23 @@ afterAll(async () => {
   await db.close()
 })
 
+/** A store in a fresh schema, dropped when the scenario ends. */
+async function inFreshSchema<S extends { ensureSchema(): Promise<void> }>(
+  make: (schema: string) => S,
+) {
+  const schema = uniqueSchema()
+  const store = make(schema)
+  await store.ensureSchema()
+  return {
+    store,
+    transaction: <T>(work: (tx: SqlExecutor) => Promise<T>) =>
+      db.transaction((tx) => work(fromPglite(tx))),
+    close: async () => void (await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)),
+  }
+}
+
+const runner = { describe, it, beforeEach, afterEach }
+
 describe('PGlite', () => {
   describeOutboxStoreConformance(
     {
@@ -25,38 +43,16 @@ describe('PGlite', () => {
             'PGlite runs in this process (WASM): its now() reads the same Date.now(), so the database clock is the caller clock',
         },
       ],
-      create: async () => {
-        const schema = uniqueSchema()
-        const store = new PgliteOutboxStore({ db, schema })
-        await store.ensureSchema()
-        return {
-          store,
-          transaction: (work) => db.transaction((tx) => work(fromPglite(tx))),
-          close: async () => {
-            await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-          },
-        }
-      },
+      create: () => inFreshSchema((schema) => new PgliteOutboxStore({ db, schema })),
     },
-    { describe, it, beforeEach, afterEach },
+    runner,
   )
   describeInboxStoreConformance(
     {
       name: 'PgliteInboxStore',
       features: { concurrentTransactions: false },
-      create: async () => {
-        const schema = uniqueSchema()
-        const store = new PgliteInboxStore({ db, schema })
-        await store.ensureSchema()
-        return {
-          store,
-          transaction: (work) => db.transaction((tx) => work(fromPglite(tx))),
-          close: async () => {
-            await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-          },
-        }
-      },
+      create: () => inFreshSchema((schema) => new PgliteInboxStore({ db, schema })),
     },
-    { describe, it, beforeEach, afterEach },
+    runner,
   )
 })

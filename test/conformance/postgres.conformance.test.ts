@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeEach, describe, inject, it } from 'vitest'
+import type { SqlExecutor } from '../../src/index.js'
 import { PostgresInboxStore, PostgresOutboxStore } from '../../src/postgres/index.js'
 import {
   describeInboxStoreConformance,
@@ -13,43 +14,37 @@ afterAll(async () => {
   await pool?.end()
 })
 
+/** A store in a fresh schema, dropped when the scenario ends. */
+async function inFreshSchema<S extends { ensureSchema(): Promise<void> }>(
+  make: (schema: string) => S,
+) {
+  const schema = uniqueSchema()
+  const store = make(schema)
+  await store.ensureSchema()
+  return {
+    store,
+    transaction: <T>(work: (tx: SqlExecutor) => Promise<T>) => inTransaction(pool!, work),
+    close: async () => void (await pool!.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)),
+  }
+}
+
+const runner = { describe, it, beforeEach, afterEach }
+
 describe.skipIf(pool === undefined)('PostgreSQL', () => {
   describeOutboxStoreConformance(
     {
       name: 'PostgresOutboxStore',
       features: { concurrentClaimers: true },
-      create: async () => {
-        const schema = uniqueSchema()
-        const store = new PostgresOutboxStore({ pool: pool!, schema })
-        await store.ensureSchema()
-        return {
-          store,
-          transaction: (work) => inTransaction(pool!, work),
-          close: async () => {
-            await pool!.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-          },
-        }
-      },
+      create: () => inFreshSchema((schema) => new PostgresOutboxStore({ pool: pool!, schema })),
     },
-    { describe, it, beforeEach, afterEach },
+    runner,
   )
   describeInboxStoreConformance(
     {
       name: 'PostgresInboxStore',
       features: { concurrentTransactions: true },
-      create: async () => {
-        const schema = uniqueSchema()
-        const store = new PostgresInboxStore({ pool: pool!, schema })
-        await store.ensureSchema()
-        return {
-          store,
-          transaction: (work) => inTransaction(pool!, work),
-          close: async () => {
-            await pool!.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-          },
-        }
-      },
+      create: () => inFreshSchema((schema) => new PostgresInboxStore({ pool: pool!, schema })),
     },
-    { describe, it, beforeEach, afterEach },
+    runner,
   )
 })
