@@ -233,7 +233,10 @@ export class OutboxRelay implements AsyncDisposable {
             'outbox relay batch failed; backing off',
           )
           await sleep(
-            Math.min(this.#initialDelay * 2 ** Math.min(errors, 16), o.pollIntervalMs * 30),
+            Math.min(
+              Math.max(this.#initialDelay, o.pollIntervalMs) * 2 ** Math.min(errors, 16),
+              o.pollIntervalMs * 30,
+            ),
             stop,
           )
           continue

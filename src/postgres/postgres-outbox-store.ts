@@ -29,7 +29,7 @@ export class PostgresOutboxStore extends PostgresOutboxEngine implements WakeUpS
 
   /**
    * Holds one pooled client in LISTEN and calls `wake` on each notification. A hint only: a lost
-   * connection just means the relay polls until the next `listen`.
+   * connection is not re-established: the relay then wakes on its poll interval only.
    */
   async listen(wake: () => void): Promise<() => Promise<void>> {
     const pool = this.#pool

@@ -3,7 +3,13 @@
  * and (with an `outbox`) integration events are appended to the outbox in that same transaction at
  * commit. Begin one per handler invocation: `transient(() => PostgresUnitOfWork.begin({ … }))`.
  */
-import { type OutboxWriter, type Repository, type SqlExecutor, UnitOfWork } from '../index.js'
+import {
+  type AggregateRoot,
+  type OutboxWriter,
+  type Repository,
+  type SqlExecutor,
+  UnitOfWork,
+} from '../index.js'
 import { fromPg, type PgPool, type PgPoolClient } from './postgres-client.js'
 
 /** Options of {@link PostgresUnitOfWork.begin}. */
@@ -26,6 +32,12 @@ export class PostgresUnitOfWork<R extends Record<string, Repository>> extends Un
     this.#client = client
     this.tx = fromPg(client)
     this.repositories = options.repositories(this.tx)
+    // Repositories built on TrackingRepository report what they track, so `added` hooks run.
+    for (const repository of Object.values(this.repositories)) {
+      if ('onTrack' in repository)
+        (repository as { onTrack: unknown }).onTrack = (aggregate: AggregateRoot) =>
+          this.tracked(aggregate)
+    }
     options.outbox?.attach(this, this.tx)
   }
 

@@ -43,7 +43,9 @@ export class PostgresInboxEngine implements InboxStore {
     const body = inboxSchemaSql(this.options)
       .map((statement) => `EXECUTE $ddl$${statement}$ddl$;`)
       .join('\n')
-    const lock = `'${this.#table.replaceAll("'", "''")}'`
+    const schema = `"${validateIdentifier(this.options.schema ?? 'switchyard', 'schema')}"`
+    // The same lock as the outbox's DDL for this schema: both may create the schema at once.
+    const lock = `'switchyard-ddl:${schema.replaceAll("'", "''")}'`
     await this.#run(
       'ensureSchema',
       `DO $switchyard$ BEGIN PERFORM pg_advisory_xact_lock(hashtext(${lock})); ${body} END $switchyard$`,

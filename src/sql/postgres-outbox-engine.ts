@@ -73,14 +73,15 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance {
   }
 
   async ensureSchema(): Promise<void> {
-    // One DO block: one implicit transaction on one connection, serialised by an advisory lock so
-    // that concurrent callers cannot race on the catalog. Names are validated identifiers.
+    // One DO block: one implicit transaction on one connection, serialised by an advisory lock per
+    // schema (shared with the inbox's), so concurrent callers cannot race on the catalog, even when
+    // both create the schema. Names are validated identifiers.
     const body = outboxSchemaSql(this.options)
       .map((statement) => `EXECUTE ${dollarQuote(statement)};`)
       .join('\n')
     await this.#run(
       'ensureSchema',
-      `DO $switchyard$ BEGIN PERFORM pg_advisory_xact_lock(hashtext(${literal(this.names.outbox)})); ${body} END $switchyard$`,
+      `DO $switchyard$ BEGIN PERFORM pg_advisory_xact_lock(hashtext(${literal(`switchyard-ddl:${this.names.schema}`)})); ${body} END $switchyard$`,
     )
   }
 
