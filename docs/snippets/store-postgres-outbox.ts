@@ -16,7 +16,7 @@ const inbox = new PostgresInboxStore({ pool, schema })
 async function main(): Promise<void> {
   const client = await pool.connect()
   try {
-    await outbox.ensureSchema() // one after the other: see "Schema created"
+    await outbox.ensureSchema()
     await inbox.ensureSchema()
     await pool.query(`CREATE TABLE ${schema}.orders (id text PRIMARY KEY)`)
     const event = Allocated({ sku: 'LAMP' })
