@@ -192,10 +192,13 @@ export class OutboxRelay implements AsyncDisposable {
     this.#wake?.()
     const loop = this.#loop
     if (loop === undefined) return
+    // The wait is cancelled as soon as the loop ends, so no timer outlives stop().
+    const waited = new AbortController()
     const timedOut = await Promise.race([
       loop.then(() => false),
-      sleep(this.#o.stopTimeoutMs, new AbortController().signal).then(() => true),
+      sleep(this.#o.stopTimeoutMs, waited.signal).then(() => !waited.signal.aborted),
     ])
+    waited.abort()
     if (timedOut && this.#inHand.length > 0 && this.#o.store.release !== undefined)
       await this.#o.store.release(this.#inHand)
   }
