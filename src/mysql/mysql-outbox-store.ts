@@ -14,7 +14,6 @@ import {
   type ClaimedRecord,
   type ClaimOptions,
   type ClaimRef,
-  ErrorCode,
   type FailureOptions,
   type FailureOutcome,
   type InboxStore,
@@ -25,6 +24,7 @@ import {
   OutboxStoreError,
   type SqlExecutor,
 } from '../index.js'
+import { storeOperation } from '../sql/store-operation.js'
 import { fromMysql2, type MysqlPool, type MysqlPoolConnection } from './mysql-client.js'
 import {
   mysqlInboxSchemaSql,
@@ -54,22 +54,6 @@ interface Row {
 }
 
 const MICROS = 1000
-
-async function run<T>(table: string, operation: string, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work()
-  } catch (error) {
-    if ((error as { code?: unknown }).code === ErrorCode.Configuration) throw error
-    throw new OutboxStoreError(
-      `Outbox ${operation} failed on ${table}: ${(error as Error).message}`,
-      {
-        cause: error,
-        details: { operation, table },
-        code: ErrorCode.OutboxStore,
-      },
-    )
-  }
-}
 
 /** Runs DDL on one connection under a named lock, so concurrent callers do not race. */
 async function ensure(
@@ -111,14 +95,14 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
   }
 
   async ensureSchema(): Promise<void> {
-    await run(this.#table, 'ensureSchema', () =>
+    await storeOperation('Outbox', this.#table, 'ensureSchema', () =>
       ensure(this.#pool, `switchyard:${this.#table}`, mysqlOutboxSchemaSql(this.#names)),
     )
   }
 
   async append(tx: SqlExecutor, records: readonly OutboxAppend[]): Promise<void> {
     if (records.length === 0) return
-    await run(this.#table, 'append', async () => {
+    await storeOperation('Outbox', this.#table, 'append', async () => {
       const counts = new Map<string, number>()
       for (const r of records)
         if (r.key !== undefined) counts.set(r.key, (counts.get(r.key) ?? 0) + 1)
@@ -161,7 +145,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
   }
 
   async claim(options: ClaimOptions): Promise<ClaimedRecord[]> {
-    return run(this.#table, 'claim', async () => {
+    return storeOperation('Outbox', this.#table, 'claim', async () => {
       const connection = await this.#pool.getConnection()
       let rows: Row[] = []
       const token = randomUUID()
@@ -237,7 +221,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
 
   async markPublished(claims: readonly ClaimRef[]): Promise<number> {
     if (claims.length === 0) return 0
-    const { rowCount } = await run(this.#table, 'markPublished', () =>
+    const { rowCount } = await storeOperation('Outbox', this.#table, 'markPublished', () =>
       this.#db.query(
         `UPDATE ${this.#table}
          SET state = 'published', published_at = NOW(6), lease_token = NULL, lease_until = NULL, last_error = NULL
@@ -253,7 +237,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
     error: string,
     options: FailureOptions,
   ): Promise<FailureOutcome> {
-    return run(this.#table, 'markFailed', async () => {
+    return storeOperation('Outbox', this.#table, 'markFailed', async () => {
       const { rowCount } = await this.#db.query(
         `UPDATE ${this.#table}
          SET state = IF(attempts >= ?, 'dead', 'pending'), available_at = NOW(6) + INTERVAL ? MICROSECOND,
@@ -278,7 +262,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
 
   async release(claims: readonly ClaimRef[]): Promise<number> {
     if (claims.length === 0) return 0
-    const { rowCount } = await run(this.#table, 'release', () =>
+    const { rowCount } = await storeOperation('Outbox', this.#table, 'release', () =>
       this.#db.query(
         `UPDATE ${this.#table} SET state = 'pending', attempts = GREATEST(attempts - 1, 0), lease_token = NULL, lease_until = NULL
          WHERE state = 'inflight' AND (id, lease_token) IN (${claims.map(() => '(?, ?)').join(', ')})`,
@@ -289,7 +273,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
   }
 
   async cleanup(olderThanMs: number, batchSize = 1000): Promise<number> {
-    return run(this.#table, 'cleanup', async () => {
+    return storeOperation('Outbox', this.#table, 'cleanup', async () => {
       let total = 0
       for (;;) {
         const { rowCount } = await this.#db.query(
@@ -304,7 +288,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
 
   async retry(ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0
-    const { rowCount } = await run(this.#table, 'retry', () =>
+    const { rowCount } = await storeOperation('Outbox', this.#table, 'retry', () =>
       this.#db.query(
         `UPDATE ${this.#table} SET state = 'pending', attempts = 0, available_at = NOW(6) WHERE state = 'dead' AND id IN (${ids.map(() => '?').join(', ')})`,
         ids,
@@ -315,7 +299,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
 
   async skip(ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0
-    const { rowCount } = await run(this.#table, 'skip', () =>
+    const { rowCount } = await storeOperation('Outbox', this.#table, 'skip', () =>
       this.#db.query(
         `UPDATE ${this.#table} SET state = 'skipped' WHERE state = 'dead' AND id IN (${ids.map(() => '?').join(', ')})`,
         ids,
@@ -325,7 +309,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
   }
 
   async status(): Promise<OutboxStatus> {
-    const { rows } = await run(this.#table, 'status', () =>
+    const { rows } = await storeOperation('Outbox', this.#table, 'status', () =>
       this.#db.query<Record<string, string | number | null>>(
         `SELECT SUM(state = 'pending') AS pending, SUM(state = 'inflight') AS inflight, SUM(state = 'dead') AS dead,
                 SUM(state = 'published') AS published,
@@ -371,7 +355,7 @@ export class MysqlInboxStore implements InboxStore {
   }
 
   async ensureSchema(): Promise<void> {
-    await run(this.#table, 'ensureSchema', () =>
+    await storeOperation('Inbox', this.#table, 'ensureSchema', () =>
       ensure(this.#pool, `switchyard:${this.#table}`, mysqlInboxSchemaSql(this.#names)),
     )
   }
@@ -384,7 +368,7 @@ export class MysqlInboxStore implements InboxStore {
         details: { consumer: consumer.slice(0, 40) },
       })
     }
-    const { rowCount } = await run(this.#table, 'tryRecord', () =>
+    const { rowCount } = await storeOperation('Inbox', this.#table, 'tryRecord', () =>
       tx.query(`INSERT IGNORE INTO ${this.#table} (consumer, message_id) VALUES (?, ?)`, [
         consumer,
         messageId,
@@ -394,7 +378,7 @@ export class MysqlInboxStore implements InboxStore {
   }
 
   async cleanup(olderThanMs: number, batchSize = 1000): Promise<number> {
-    return run(this.#table, 'cleanup', async () => {
+    return storeOperation('Inbox', this.#table, 'cleanup', async () => {
       let total = 0
       for (;;) {
         const { rowCount } = await fromMysql2(this.#pool).query(

@@ -2,9 +2,9 @@
  * @internal The inbox in PostgreSQL's dialect (the `pg` and PGlite inbox stores). The primary key
  * (consumer, message_id) makes a racing duplicate wait for the first transaction, then conflict.
  */
-import { ErrorCode, OutboxStoreError } from '../errors.js'
 import type { InboxStore } from '../outbox/inbox-store.js'
-import { validateIdentifier, type SqlExecutor } from './sql-executor.js'
+import { type SqlExecutor, validateIdentifier } from './sql-executor.js'
+import { storeOperation } from './store-operation.js'
 
 /** Where the inbox lives. */
 export interface PostgresInboxOptions {
@@ -79,23 +79,12 @@ export class PostgresInboxEngine implements InboxStore {
     }
   }
 
-  async #run(
+  #run(
     operation: string,
     sql: string,
     params: readonly unknown[],
     executor: SqlExecutor,
   ): Promise<{ rowCount: number }> {
-    try {
-      return await executor.query(sql, params)
-    } catch (error) {
-      throw new OutboxStoreError(
-        `Inbox ${operation} failed on ${this.#table}: ${(error as Error).message}`,
-        {
-          cause: error,
-          details: { operation, table: this.#table },
-          code: ErrorCode.OutboxStore,
-        },
-      )
-    }
+    return storeOperation('Inbox', this.#table, operation, () => executor.query(sql, params))
   }
 }

@@ -10,7 +10,6 @@
  * - Leases: `now() + lease` in SQL, a random token per claim, and every mark compares the token.
  * - Wake-up: `append` sends one payload-less NOTIFY per call (delivered at commit), a hint only.
  */
-import { ErrorCode, OutboxStoreError } from '../errors.js'
 import type {
   ClaimedRecord,
   ClaimOptions,
@@ -29,6 +28,7 @@ import {
   type QualifiedNames,
 } from './postgres-outbox-schema.js'
 import type { SqlExecutor } from './sql-executor.js'
+import { storeOperation } from './store-operation.js'
 
 /** Options shared by the PostgreSQL and PGlite outbox stores. */
 export interface PostgresOutboxOptions extends PostgresOutboxNames {
@@ -274,24 +274,15 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance {
     }
   }
 
-  async #run<R extends object = Record<string, unknown>>(
+  #run<R extends object = Record<string, unknown>>(
     operation: string,
     sql: string,
     params: readonly unknown[] = [],
     executor: SqlExecutor = this.db,
   ): Promise<{ rows: R[]; rowCount: number }> {
-    try {
-      return await executor.query<R>(sql, params)
-    } catch (error) {
-      throw new OutboxStoreError(
-        `Outbox ${operation} failed on ${this.names.outbox}: ${(error as Error).message}`,
-        {
-          cause: error,
-          details: { operation, table: this.names.outbox },
-          code: ErrorCode.OutboxStore,
-        },
-      )
-    }
+    return storeOperation('Outbox', this.names.outbox, operation, () =>
+      executor.query<R>(sql, params),
+    )
   }
 }
 
