@@ -24,7 +24,7 @@ import {
   OutboxStoreError,
   type SqlExecutor,
 } from '../index.js'
-import { storeOperation } from '../sql/store-operation.js'
+import { statusFromRow, storeOperation } from '../sql/store-operation.js'
 import { fromMysql2, type MysqlPool, type MysqlPoolConnection } from './mysql-client.js'
 import {
   mysqlInboxSchemaSql,
@@ -317,14 +317,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
          FROM ${this.#table}`,
       ),
     )
-    const r = rows[0] ?? {}
-    return {
-      pending: Number(r.pending ?? 0),
-      inflight: Number(r.inflight ?? 0),
-      dead: Number(r.dead ?? 0),
-      published: Number(r.published ?? 0),
-      oldestPendingMs: Math.max(0, Math.round(Number(r.oldest ?? 0))),
-    }
+    return statusFromRow(rows[0])
   }
 }
 

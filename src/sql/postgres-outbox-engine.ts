@@ -28,7 +28,7 @@ import {
   type QualifiedNames,
 } from './postgres-outbox-schema.js'
 import type { SqlExecutor } from './sql-executor.js'
-import { storeOperation } from './store-operation.js'
+import { statusFromRow, storeOperation } from './store-operation.js'
 
 /** Options shared by the PostgreSQL and PGlite outbox stores. */
 export interface PostgresOutboxOptions extends PostgresOutboxNames {
@@ -264,14 +264,7 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance {
               coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE state IN ('pending', 'inflight'))) * 1000, 0) AS oldest
        FROM ${this.names.outbox}`,
     )
-    const r = rows[0] ?? {}
-    return {
-      pending: Number(r.pending ?? 0),
-      inflight: Number(r.inflight ?? 0),
-      dead: Number(r.dead ?? 0),
-      published: Number(r.published ?? 0),
-      oldestPendingMs: Math.round(Number(r.oldest ?? 0)),
-    }
+    return statusFromRow(rows[0])
   }
 
   #run<R extends object = Record<string, unknown>>(

@@ -4,6 +4,7 @@
  * are already Switchyard's pass through unchanged, so nothing is wrapped twice.
  */
 import { ErrorCode, isSwitchyardError, OutboxStoreError } from '../errors.js'
+import type { OutboxStatus } from '../outbox/outbox-store.js'
 
 export async function storeOperation<T>(
   store: 'Outbox' | 'Inbox',
@@ -23,5 +24,22 @@ export async function storeOperation<T>(
         code: ErrorCode.OutboxStore,
       },
     )
+  }
+}
+
+/** The row every SQL store's status query returns (counts may come back as strings or null). */
+export type StatusRow = Partial<
+  Record<'pending' | 'inflight' | 'dead' | 'published' | 'oldest', string | number | null>
+>
+
+/** @internal Turns a status row into `OutboxStatus`; the age is whole ms, never negative. */
+export function statusFromRow(row: StatusRow | undefined): OutboxStatus {
+  const r = row ?? {}
+  return {
+    pending: Number(r.pending ?? 0),
+    inflight: Number(r.inflight ?? 0),
+    dead: Number(r.dead ?? 0),
+    published: Number(r.published ?? 0),
+    oldestPendingMs: Math.max(0, Math.round(Number(r.oldest ?? 0))),
   }
 }
