@@ -13,6 +13,7 @@
 import { ConfigurationError, ErrorCode, TransportError } from '../errors.js'
 import { type Logger, logAt, silentLogger } from '../core/logger.js'
 import type { Publisher, TransportMessage } from '../transport/publisher.js'
+import { faultPoint } from './fault-points.js'
 import type { ClaimedRecord, OutboxMaintenance, OutboxStatus, OutboxStore } from './outbox-store.js'
 
 /** Per-batch and periodic figures for metrics. */
@@ -135,12 +136,15 @@ export class OutboxRelay implements AsyncDisposable {
     const o = this.#o
     const claimed = await o.store.claim({ limit: o.batchSize, leaseMs: o.leaseMs, owner: o.owner })
     if (claimed.length === 0) return 0
+    faultPoint('relay.after-claim')
     this.#inHand = claimed
     let published = 0
     let failed = 0
     let dead = 0
     try {
+      let groups = 0
       for (const [topic, rows] of groupByTopic(claimed)) {
+        if (groups++ > 0) faultPoint('relay.between-marks')
         try {
           await this.#publish(topic, rows)
         } catch (error) {
@@ -168,6 +172,7 @@ export class OutboxRelay implements AsyncDisposable {
           }
           continue
         }
+        faultPoint('relay.after-publish')
         const accepted = await o.store.markPublished(rows)
         published += accepted
         if (accepted < rows.length) {
