@@ -51,6 +51,8 @@ export const ErrorCode = {
   EventHandlerFailed: 'SWITCHYARD_EVENT_HANDLER_FAILED',
   /** Bytes from outside exceed the size limit; checked before parsing. */
   MessageTooLarge: 'SWITCHYARD_MESSAGE_TOO_LARGE',
+  /** An outbox append with a message id the outbox already holds, or twice in one append. */
+  DuplicateMessageId: 'SWITCHYARD_DUPLICATE_MESSAGE_ID',
   /** Bytes that are not UTF-8 JSON. */
   Undecodable: 'SWITCHYARD_UNDECODABLE',
   /** JSON that is not a CloudEvents envelope Switchyard can read (missing or ill-typed attributes). */

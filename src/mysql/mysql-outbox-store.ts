@@ -24,7 +24,12 @@ import {
   OutboxStoreError,
   type SqlExecutor,
 } from '../index.js'
-import { statusFromRow, storeOperation } from '../sql/store-operation.js'
+import {
+  checkAppend,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  statusFromRow,
+  storeOperation,
+} from '../sql/store-operation.js'
 import { fromMysql2, type MysqlPool, type MysqlPoolConnection } from './mysql-client.js'
 import {
   mysqlInboxSchemaSql,
@@ -39,6 +44,11 @@ export interface MysqlOutboxStoreOptions extends MysqlNames {
   readonly pool: MysqlPool
   /** What a dead row does to its key: `'block'` (default) or `'release'`. */
   readonly deadLetters?: 'block' | 'release'
+  /**
+   * Largest body `append` accepts, in bytes; a larger one fails the append (and so the producer's
+   * transaction) with `SWITCHYARD_MESSAGE_TOO_LARGE`. Default 1 MiB, `decodeEnvelope`'s default.
+   */
+  readonly maxMessageBytes?: number
 }
 
 interface Row {
@@ -76,6 +86,7 @@ async function ensure(
 
 export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
   readonly #pool: MysqlPool
+  readonly #maxMessageBytes: number
   readonly #db: SqlExecutor
   readonly #names: MysqlNames
   readonly #table: string
@@ -84,6 +95,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
 
   constructor(options: MysqlOutboxStoreOptions) {
     this.#pool = options.pool
+    this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
     this.#db = fromMysql2(options.pool)
     this.#names = options
     this.#table = mysqlName(options, 'outbox')
@@ -102,6 +114,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
 
   async append(tx: SqlExecutor, records: readonly OutboxAppend[]): Promise<void> {
     if (records.length === 0) return
+    checkAppend(records, this.#maxMessageBytes)
     await storeOperation('Outbox', this.#table, 'append', async () => {
       const counts = new Map<string, number>()
       for (const r of records)

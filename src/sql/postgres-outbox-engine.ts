@@ -28,7 +28,12 @@ import {
   type QualifiedNames,
 } from './postgres-outbox-schema.js'
 import type { SqlExecutor } from './sql-executor.js'
-import { statusFromRow, storeOperation } from './store-operation.js'
+import {
+  checkAppend,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  statusFromRow,
+  storeOperation,
+} from './store-operation.js'
 
 /** Options shared by the PostgreSQL and PGlite outbox stores. */
 export interface PostgresOutboxOptions extends PostgresOutboxNames {
@@ -39,6 +44,11 @@ export interface PostgresOutboxOptions extends PostgresOutboxNames {
   readonly deadLetters?: 'block' | 'release'
   /** Send a NOTIFY on append (a wake-up hint for relays). Default true. */
   readonly notify?: boolean
+  /**
+   * Largest body `append` accepts, in bytes; a larger one fails the append (and so the producer's
+   * transaction) with `SWITCHYARD_MESSAGE_TOO_LARGE`. Default 1 MiB, `decodeEnvelope`'s default.
+   */
+  readonly maxMessageBytes?: number
 }
 
 interface Row {
@@ -87,6 +97,7 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance {
 
   async append(tx: SqlExecutor, records: readonly OutboxAppend[]): Promise<void> {
     if (records.length === 0) return
+    checkAppend(records, this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES)
     const counts = new Map<string, number>()
     const ordinals: (number | null)[] = []
     for (const record of records) {

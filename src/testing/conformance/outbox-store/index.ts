@@ -32,6 +32,8 @@ export interface OutboxStoreConformance {
   readonly create: () => Promise<OutboxStoreHarness>
   /** Scenarios not to run, each with the reason. */
   readonly skip?: readonly { readonly test: string; readonly reason: string }[]
+  /** The largest body the store accepts, as configured in `create`. Default 1 MiB (the stores' default). */
+  readonly maxMessageBytes?: number
 }
 
 let counter = 0
@@ -110,6 +112,37 @@ export function describeOutboxStoreConformance(
           claimed[0]!.keySeq,
           1,
           'the rolled-back append left no gap in the key sequence',
+        )
+      },
+    )
+
+    scenario(
+      'append refuses, with a typed error, a body over the limit or a message id already stored; the transaction stores nothing',
+      async () => {
+        const limit = config.maxMessageBytes ?? 1024 * 1024
+        const code = (expected: string, retryable: boolean) => (error: unknown) => {
+          const e = error as { code?: unknown; retryable?: unknown }
+          assert.equal(e.code, expected)
+          assert.equal(e.retryable, retryable)
+          return true
+        }
+        const atLimit = record('big', { body: new Uint8Array(limit).fill(0x20) })
+        await append(atLimit)
+        await assert.rejects(
+          append(record('big'), record('big', { body: new Uint8Array(limit + 1) })),
+          code('SWITCHYARD_MESSAGE_TOO_LARGE', false),
+        )
+        await assert.rejects(
+          append(record('big'), atLimit),
+          code('SWITCHYARD_DUPLICATE_MESSAGE_ID', false),
+        )
+        const twice = record('big')
+        await assert.rejects(append(twice, twice), code('SWITCHYARD_DUPLICATE_MESSAGE_ID', false))
+        const claimed = await h.store.claim(LEASE)
+        assert.deepEqual(
+          claimed.map((r) => [r.id, r.keySeq, r.body.byteLength]),
+          [[atLimit.id, 1, limit]],
+          'only the row at the limit is stored, and the refused appends left no gap in the key',
         )
       },
     )
