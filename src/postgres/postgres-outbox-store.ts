@@ -4,7 +4,7 @@
 import { ConfigurationError, type WakeUpSource } from '../index.js'
 import { PostgresInboxEngine, type PostgresInboxOptions } from '../sql/postgres-inbox-engine.js'
 import { PostgresOutboxEngine, type PostgresOutboxOptions } from '../sql/postgres-outbox-engine.js'
-import { fromPg, type PgPool, type PgQueryable } from './postgres-client.js'
+import { fromPg, type PgPool, type PgPoolClient, type PgQueryable } from './postgres-client.js'
 
 export type { PostgresInboxOptions, PostgresOutboxOptions }
 
@@ -28,8 +28,11 @@ export class PostgresOutboxStore extends PostgresOutboxEngine implements WakeUpS
   }
 
   /**
-   * Holds one pooled client in LISTEN and calls `wake` on each notification. A hint only: a lost
-   * connection is not re-established: the relay then wakes on its poll interval only.
+   * Holds one pooled client in LISTEN and calls `wake` on each notification — a hint only, the
+   * relay polls anyway. When that connection fails, the store connects and listens again with a
+   * capped backoff (0.5 s doubling to 30 s) and calls `wake` once it is back, since notifications
+   * sent in between were lost. A connection that goes silent without an error (a half-open TCP
+   * path) is only noticed if your pool enables `keepAlive`.
    */
   async listen(wake: () => void): Promise<() => Promise<void>> {
     const pool = this.#pool
@@ -38,19 +41,57 @@ export class PostgresOutboxStore extends PostgresOutboxEngine implements WakeUpS
         'listen() needs a pg Pool (something with connect()); polling works without it',
       )
     }
-    const client = await pool.connect()
     const channel = this.names.channel
-    let broken = false
-    client.on('error', () => {
-      broken = true // the relay keeps polling; released below
-    })
-    client.on('notification', (message) => {
-      if (message.channel === channel) wake()
-    })
-    await client.query(`LISTEN "${channel}"`)
+    let stopped = false
+    let current: PgPoolClient | undefined
+    let timer: NodeJS.Timeout | undefined
+    let failures = 0
+
+    const subscribe = async (): Promise<void> => {
+      const client = await pool.connect()
+      client.on('error', () => lost(client))
+      client.on('notification', (message) => {
+        if (message.channel === channel) wake()
+      })
+      try {
+        await client.query(`LISTEN "${channel}"`)
+      } catch (error) {
+        client.release(true)
+        throw error
+      }
+      current = client
+      failures = 0
+    }
+    const lost = (client: PgPoolClient): void => {
+      if (current !== client) return // already replaced, or never finished subscribing
+      current = undefined
+      client.release(true)
+      reconnect()
+    }
+    const reconnect = (): void => {
+      if (stopped) return
+      const delay = Math.min(30_000, 500 * 2 ** Math.min(failures++, 6))
+      timer = setTimeout(() => {
+        subscribe().then(
+          () => (stopped ? void release() : wake()),
+          () => reconnect(),
+        )
+      }, delay)
+      timer.unref()
+    }
+    const release = async (): Promise<void> => {
+      const client = current
+      current = undefined
+      if (client === undefined) return
+      await client.query(`UNLISTEN "${channel}"`).catch(() => undefined)
+      client.release()
+    }
+
+    await subscribe() // the first failure is the caller's to see (the relay then only polls)
     return async () => {
-      if (!broken) await client.query(`UNLISTEN "${channel}"`).catch(() => undefined)
-      client.release(broken)
+      stopped = true
+      clearTimeout(timer)
+      await release()
     }
   }
 }

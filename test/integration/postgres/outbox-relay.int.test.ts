@@ -140,4 +140,30 @@ describe.skipIf(pool === undefined)('OutboxRelay on PostgreSQL', () => {
     await new Promise((resolve) => setTimeout(resolve, 200))
     expect(transport.published('allocation')).toHaveLength(1)
   })
+
+  it('listens again after its LISTEN connection is killed, and wakes the relay once it is back', async () => {
+    let wakes = 0
+    const stopListening = await store.listen(() => wakes++)
+    try {
+      const channel = `${schema}_outbox`
+      const listener = async () =>
+        (
+          await pool!.query<{ pid: number }>(
+            `SELECT pid FROM pg_stat_activity WHERE query = $1 AND state = 'idle'`,
+            [`LISTEN "${channel}"`],
+          )
+        ).rows.map((r) => r.pid)
+      const [first] = await listener()
+      expect(first).toBeDefined()
+      await pool!.query('SELECT pg_terminate_backend($1)', [first])
+      await waitFor(() => wakes === 1, 10_000) // the wake-up after re-listening
+      const [second] = await listener()
+      expect(second).toBeDefined()
+      expect(second).not.toBe(first)
+      await inTransaction(pool!, (tx) => store.append(tx, [toRecord('k', 1)]))
+      await waitFor(() => wakes === 2, 10_000) // a NOTIFY reaches the new connection
+    } finally {
+      await stopListening()
+    }
+  })
 })
