@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { requireService } from '../test/helpers/services.js'
+import { requireService, SERVICES, type ServiceName } from '../test/helpers/services.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const pages = [
@@ -47,9 +47,11 @@ describe('doc snippets', () => {
     (f) => f.endsWith('.ts') && !f.endsWith('.test.ts'),
   )
   it.for(snippets)('docs/snippets/%s runs and exits 0', { timeout: 60_000 }, async (file, ctx) => {
-    // Snippets that talk to PostgreSQL follow the service rule: fail under CI, loud skip locally.
-    if (readFileSync(`${root}docs/snippets/${file}`, 'utf8').includes('SWITCHYARD_PG_URL')) {
-      if ((await requireService('postgres')) === undefined) {
+    // Snippets that talk to a service (they read its SWITCHYARD_*_URL) follow the service rule:
+    // fail under CI, loud skip locally.
+    const source = readFileSync(`${root}docs/snippets/${file}`, 'utf8')
+    for (const service of Object.keys(SERVICES) as ServiceName[]) {
+      if (source.includes(SERVICES[service].env) && (await requireService(service)) === undefined) {
         ctx.skip()
         return
       }
