@@ -53,9 +53,9 @@ export interface MysqlOutboxStoreOptions extends MysqlNames {
 
 interface Row {
   seq: number | string
-  id: string
+  id: Buffer | string
   topic: string
-  msg_key: string | null
+  msg_key: Buffer | string | null
   key_seq: number | string | null
   type: string
   body: Buffer
@@ -127,12 +127,19 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
            ON DUPLICATE KEY UPDATE last_seq = last_seq + VALUES(last_seq)`,
           keys.flatMap((k) => [k, counts.get(k)]),
         )
-        const { rows } = await tx.query<{ msg_key: string; last_seq: number | string }>(
+        const { rows } = await tx.query<{ msg_key: Buffer | string; last_seq: number | string }>(
           `SELECT msg_key, last_seq FROM ${this.#keys} WHERE msg_key IN (${keys.map(() => '?').join(', ')})`,
           keys,
         )
-        for (const row of rows)
-          next.set(row.msg_key, Number(row.last_seq) - counts.get(row.msg_key)! + 1)
+        for (const row of rows) {
+          const key = text(row.msg_key)
+          next.set(key, Number(row.last_seq) - counts.get(key)! + 1)
+        }
+        if (next.size !== keys.length)
+          throw new OutboxStoreError(
+            `Outbox append on ${this.#table} could not read back the sequence of every key`,
+            { retryable: false, details: { keys: keys.length, read: next.size } },
+          )
       }
       const values = records.map((r) => {
         let keySeq: number | null = null
@@ -151,7 +158,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
         ]
       })
       await tx.query(
-        `INSERT INTO ${this.#table} (id, topic, msg_key, key_seq, type, body, headers) VALUES ${values.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        `INSERT INTO ${this.#table} (id, topic, msg_key, key_seq, type, body, headers, available_at, created_at) VALUES ${values.map(() => '(?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))').join(', ')}`,
         values.flat(),
       )
     })
@@ -169,14 +176,14 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
         // would read and lock every candidate row, so concurrent claimers would skip rows nobody takes.
         rows = await this.#select(
           connection,
-          `o.state = 'inflight' AND o.lease_until <= NOW(6)`,
+          `o.state = 'inflight' AND o.lease_until <= UTC_TIMESTAMP(6)`,
           options.limit,
         )
         if (rows.length < options.limit) {
           rows.push(
             ...(await this.#select(
               connection,
-              `o.state = 'pending' AND o.available_at <= NOW(6)`,
+              `o.state = 'pending' AND o.available_at <= UTC_TIMESTAMP(6)`,
               options.limit - rows.length,
             )),
           )
@@ -185,7 +192,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
           await connection.query(
             `UPDATE ${this.#table}
              SET state = 'inflight', attempts = attempts + 1, lease_owner = ?, lease_token = ?,
-                 lease_until = NOW(6) + INTERVAL ? MICROSECOND
+                 lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND
              WHERE seq IN (${rows.map(() => '?').join(', ')})`,
             [
               options.owner ?? null,
@@ -203,9 +210,9 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
       connection.release()
       rows.sort((x, y) => Number(x.seq) - Number(y.seq))
       return rows.map((r) => ({
-        id: r.id,
+        id: text(r.id),
         topic: r.topic,
-        key: r.msg_key ?? undefined,
+        key: r.msg_key === null ? undefined : text(r.msg_key),
         keySeq: r.key_seq === null ? undefined : Number(r.key_seq),
         type: r.type,
         body: r.body,
@@ -237,7 +244,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
     const { rowCount } = await storeOperation('Outbox', this.#table, 'markPublished', () =>
       this.#db.query(
         `UPDATE ${this.#table}
-         SET state = 'published', published_at = NOW(6), lease_token = NULL, lease_until = NULL, last_error = NULL
+         SET state = 'published', published_at = UTC_TIMESTAMP(6), lease_token = NULL, lease_until = NULL, last_error = NULL
          WHERE state = 'inflight' AND (id, lease_token) IN (${claims.map(() => '(?, ?)').join(', ')})`,
         claims.flatMap((c) => [c.id, c.token]),
       ),
@@ -253,7 +260,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
     return storeOperation('Outbox', this.#table, 'markFailed', async () => {
       const { rowCount } = await this.#db.query(
         `UPDATE ${this.#table}
-         SET state = IF(attempts >= ?, 'dead', 'pending'), available_at = NOW(6) + INTERVAL ? MICROSECOND,
+         SET state = IF(attempts >= ?, 'dead', 'pending'), available_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND,
              last_error = ?, lease_token = NULL, lease_until = NULL
          WHERE id = ? AND lease_token = ? AND state = 'inflight'`,
         [
@@ -290,7 +297,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
       let total = 0
       for (;;) {
         const { rowCount } = await this.#db.query(
-          `DELETE FROM ${this.#table} WHERE state = 'published' AND published_at < NOW(6) - INTERVAL ? MICROSECOND ORDER BY seq LIMIT ?`,
+          `DELETE FROM ${this.#table} WHERE state = 'published' AND published_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND ORDER BY seq LIMIT ?`,
           [Math.round(olderThanMs * MICROS), batchSize],
         )
         total += rowCount
@@ -303,7 +310,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
     if (ids.length === 0) return 0
     const { rowCount } = await storeOperation('Outbox', this.#table, 'retry', () =>
       this.#db.query(
-        `UPDATE ${this.#table} SET state = 'pending', attempts = 0, available_at = NOW(6) WHERE state = 'dead' AND id IN (${ids.map(() => '?').join(', ')})`,
+        `UPDATE ${this.#table} SET state = 'pending', attempts = 0, available_at = UTC_TIMESTAMP(6) WHERE state = 'dead' AND id IN (${ids.map(() => '?').join(', ')})`,
         ids,
       ),
     )
@@ -326,7 +333,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
       this.#db.query<Record<string, string | number | null>>(
         `SELECT SUM(state = 'pending') AS pending, SUM(state = 'inflight') AS inflight, SUM(state = 'dead') AS dead,
                 SUM(state = 'published') AS published,
-                TIMESTAMPDIFF(MICROSECOND, MIN(CASE WHEN state IN ('pending', 'inflight') THEN created_at END), NOW(6)) / 1000 AS oldest
+                TIMESTAMPDIFF(MICROSECOND, MIN(CASE WHEN state IN ('pending', 'inflight') THEN created_at END), UTC_TIMESTAMP(6)) / 1000 AS oldest
          FROM ${this.#table}`,
       ),
     )
@@ -367,20 +374,26 @@ export class MysqlInboxStore implements InboxStore {
   }
 
   async tryRecord(tx: SqlExecutor, consumer: string, messageId: string): Promise<boolean> {
-    // Lengths are checked first, so INSERT IGNORE can only be ignoring the duplicate key.
     if (consumer.length > 255 || messageId.length > 255) {
       throw new OutboxStoreError('Inbox consumer and message id are limited to 255 characters', {
         retryable: false,
         details: { consumer: consumer.slice(0, 40) },
       })
     }
-    const { rowCount } = await storeOperation('Inbox', this.#table, 'tryRecord', () =>
-      tx.query(`INSERT IGNORE INTO ${this.#table} (consumer, message_id) VALUES (?, ?)`, [
-        consumer,
-        messageId,
-      ]),
-    )
-    return rowCount === 1
+    // A plain INSERT: the duplicate key (ER_DUP_ENTRY) means "already recorded", and InnoDB rolls
+    // back only that statement. INSERT IGNORE would also hide conversion warnings.
+    return storeOperation('Inbox', this.#table, 'tryRecord', async () => {
+      try {
+        await tx.query(
+          `INSERT INTO ${this.#table} (consumer, message_id, recorded_at) VALUES (?, ?, UTC_TIMESTAMP(6))`,
+          [consumer, messageId],
+        )
+        return true
+      } catch (error) {
+        if ((error as { errno?: unknown }).errno === 1062) return false
+        throw error
+      }
+    })
   }
 
   async cleanup(olderThanMs: number, batchSize = 1000): Promise<number> {
@@ -388,7 +401,7 @@ export class MysqlInboxStore implements InboxStore {
       let total = 0
       for (;;) {
         const { rowCount } = await fromMysql2(this.#pool).query(
-          `DELETE FROM ${this.#table} WHERE recorded_at < NOW(6) - INTERVAL ? MICROSECOND LIMIT ?`,
+          `DELETE FROM ${this.#table} WHERE recorded_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND LIMIT ?`,
           [Math.round(olderThanMs * MICROS), batchSize],
         )
         total += rowCount
@@ -396,4 +409,9 @@ export class MysqlInboxStore implements InboxStore {
       }
     })
   }
+}
+
+/** VARBINARY columns come back as Buffers: the UTF-8 text they hold. */
+function text(value: Buffer | string): string {
+  return typeof value === 'string' ? value : value.toString('utf8')
 }

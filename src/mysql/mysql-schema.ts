@@ -17,14 +17,21 @@ export function mysqlName(names: MysqlNames, fallback: string, suffix = ''): str
   return database === undefined ? `\`${table}\`` : `\`${database}\`.\`${table}\``
 }
 
-/** The statements that create the outbox. Each is idempotent. */
+/**
+ * The statements that create the outbox. Each is idempotent.
+ *
+ * Ids and keys are `VARBINARY` (UTF-8 bytes, up to 255 characters): they compare byte for byte
+ * whatever the database's collation, so `Lamp` and `LAMP`, or `a` and `a `, are different keys and
+ * different ids (a case- or pad-insensitive collation would merge their counters and inbox records).
+ * Times are UTC: every statement writes and compares `UTC_TIMESTAMP(6)`, never the session's zone.
+ */
 export function mysqlOutboxSchemaSql(names: MysqlNames = {}): string[] {
   return [
     `CREATE TABLE IF NOT EXISTS ${mysqlName(names, 'outbox')} (
   seq          BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  id           VARCHAR(255) NOT NULL,
+  id           VARBINARY(1020) NOT NULL,
   topic        VARCHAR(255) NOT NULL,
-  msg_key      VARCHAR(255) NULL,
+  msg_key      VARBINARY(1020) NULL,
   key_seq      BIGINT NULL,
   type         VARCHAR(255) NOT NULL,
   body         LONGBLOB NOT NULL,
@@ -44,7 +51,7 @@ export function mysqlOutboxSchemaSql(names: MysqlNames = {}): string[] {
   KEY ix_published (state, published_at)
 ) ENGINE=InnoDB`,
     `CREATE TABLE IF NOT EXISTS ${mysqlName(names, 'outbox', '_keys')} (
-  msg_key  VARCHAR(255) NOT NULL PRIMARY KEY,
+  msg_key  VARBINARY(1020) NOT NULL PRIMARY KEY,
   last_seq BIGINT NOT NULL
 ) ENGINE=InnoDB`,
   ]
@@ -54,8 +61,8 @@ export function mysqlOutboxSchemaSql(names: MysqlNames = {}): string[] {
 export function mysqlInboxSchemaSql(names: MysqlNames = {}): string[] {
   return [
     `CREATE TABLE IF NOT EXISTS ${mysqlName(names, 'inbox')} (
-  consumer    VARCHAR(255) NOT NULL,
-  message_id  VARCHAR(255) NOT NULL,
+  consumer    VARBINARY(1020) NOT NULL,
+  message_id  VARBINARY(1020) NOT NULL,
   recorded_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   PRIMARY KEY (consumer, message_id),
   KEY ix_recorded_at (recorded_at)

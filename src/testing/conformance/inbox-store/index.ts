@@ -66,6 +66,17 @@ export function describeInboxStoreConformance(config: InboxStoreConformance, t: 
       assert.equal(await record('orders', m), true, 'the redelivery is applied')
     })
 
+    scenario(
+      'message ids and consumers compare exactly: case, trailing spaces and emoji make different ones',
+      async () => {
+        const m = id()
+        for (const variant of [`${m}-a`, `${m}-A`, `${m}-a `, `${m}-😀`, `${m}-😁`])
+          assert.equal(await record('orders', variant), true, `"${variant}" is a new message`)
+        assert.equal(await record('Orders', `${m}-a`), true, 'consumer names are case-sensitive')
+        assert.equal(await record('orders', `${m}-😀`), false)
+      },
+    )
+
     scenario('records are per consumer', async () => {
       const m = id()
       assert.equal(await record('orders', m), true)

@@ -148,6 +148,27 @@ export function describeOutboxStoreConformance(
     )
 
     scenario(
+      'keys and ids compare exactly: keys differing in case or a trailing space are separate keys',
+      async () => {
+        const variants = ['Lamp', 'LAMP', 'Lamp ', 'Lamp😀', 'Lamp😁']
+        await append(...variants.map((key) => record(key)))
+        await append(...variants.map((key) => record(key)))
+        const first = await h.store.claim(LEASE)
+        assert.deepEqual(
+          first.map((r) => [r.key, r.keySeq]).sort(),
+          variants.map((key) => [key, 1]).sort(),
+          'each spelling is its own key, numbered from 1',
+        )
+        await h.store.markPublished(first)
+        const second = await h.store.claim(LEASE)
+        assert.deepEqual(
+          second.map((r) => [r.key, r.keySeq]).sort(),
+          variants.map((key) => [key, 2]).sort(),
+        )
+      },
+    )
+
+    scenario(
       'claim respects its limit and returns the oldest first, with body and headers intact',
       async () => {
         const records = [record(), record(), record(), record(), record()]
