@@ -18,6 +18,13 @@ import type { Repository } from './repository.js'
 
 const UNIT_OF_WORK: unique symbol = Symbol.for('switchyard.unit-of-work')
 
+/**
+ * @internal Set by the bus on work linked to a handler invocation: links each event to the
+ * handler's message (correlation and causation ids) before `beforeCommit`, so what the outbox
+ * stores carries the same links as the events released in process.
+ */
+export const LINK_EVENTS: unique symbol = Symbol('switchyard.link-events')
+
 /** Where a unit of work is in its life. */
 export type UnitOfWorkState = 'open' | 'committed' | 'rolled-back'
 
@@ -54,6 +61,8 @@ export function isUnitOfWork(value: unknown): value is UnitOfWork {
 export abstract class UnitOfWork implements AsyncDisposable {
   readonly [UNIT_OF_WORK] = true
   #state: UnitOfWorkState = 'open'
+  /** @internal See {@link LINK_EVENTS}. */
+  public [LINK_EVENTS]: ((event: Event) => Event) | undefined = undefined
   readonly #hooks: { [P in keyof UnitOfWorkHooks]: UnitOfWorkHook<P>[] } = {
     added: [],
     beforeCommit: [],
@@ -92,7 +101,7 @@ export abstract class UnitOfWork implements AsyncDisposable {
     this.assertOpen('commit')
     try {
       await this.flush()
-      const events = peekRecorded(this.#seen())
+      const events = this.#linked(peekRecorded(this.#seen()))
       for (const hook of this.#hooks.beforeCommit) await hook({ events, unitOfWork: this })
       await this.commitTransaction()
     } catch (error) {
@@ -100,7 +109,7 @@ export abstract class UnitOfWork implements AsyncDisposable {
       throw error
     }
     this.#state = 'committed'
-    const events = drainRecorded(this.#seen())
+    const events = this.#linked(drainRecorded(this.#seen()))
     await this.#run('committed', { events, unitOfWork: this })
   }
 
@@ -150,6 +159,11 @@ export abstract class UnitOfWork implements AsyncDisposable {
         { code: ErrorCode.UnitOfWorkClosed, details: { state: this.#state } },
       )
     }
+  }
+
+  #linked(events: Event[]): Event[] {
+    const link = this[LINK_EVENTS]
+    return link === undefined ? events : events.map(link)
   }
 
   *#seen(): Iterable<AggregateRoot> {

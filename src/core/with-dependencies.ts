@@ -5,13 +5,13 @@
  */
 import { ErrorCode, SwitchyardError } from '../errors.js'
 import { type DependencyContainer, disposeAll, type InvocationCache } from './container.js'
-import type { DispatchContext } from './context.js'
+import { type DispatchContext, linkTo } from './context.js'
 import type { DispatchScope } from './dispatch-scope.js'
 import { type Logger, type LogLevel, logAt } from './logger.js'
 import type { Event, Message } from './message.js'
 import type { HandlerEntry } from './registry.js'
 import type { Call } from './routes.js'
-import { isUnitOfWork, type UnitOfWork } from './unit-of-work.js'
+import { isUnitOfWork, LINK_EVENTS, type UnitOfWork } from './unit-of-work.js'
 
 /** What the bus lends to dependency-aware invocations. */
 export interface DependencyRuntime {
@@ -41,6 +41,7 @@ export async function invokeWithDependencies(
     for (const value of invocation.transients) {
       if (!isUnitOfWork(value)) continue
       units.push(value)
+      value[LINK_EVENTS] = (event) => linkTo(event, ctx.message)
       if (message.kind === 'query')
         value.on('beforeCommit', ({ events }) => refuseQueryEvents(message, entry, events))
       value.on('committed', ({ events }) => runtime.committed(ctx, events))

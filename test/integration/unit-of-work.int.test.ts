@@ -241,10 +241,22 @@ describe.each(databases)('$name with the outbox', ({ available: present, setup }
     const published = transport.published('allocation')
     expect(published).toHaveLength(1) // LowStock has no topic: in process only
     expect(published[0]!.key).toBe('LAMP')
-    expect(decodeEnvelope(published[0]!.body).message).toMatchObject({
+    const command = Allocate({ sku: 'LAMP', orderId: 'o2', qty: 1 })
+    await bus.execute(command)
+    const sent = transport.published('allocation')
+    expect(decodeEnvelope(sent[0]!.body).message).toMatchObject({
       id: inProcess[0]!.id,
       type: 'Allocated',
       payload: { orderId: 'o1' },
+      correlationId: inProcess[0]!.correlationId,
+      causationId: inProcess[0]!.causationId,
+    })
+    await new OutboxRelay({ store, publisher: transport }).runOnce()
+    // The stored copy carries the same links as the in-process one: caused by the command.
+    expect(decodeEnvelope(sent[1]!.body).message).toMatchObject({
+      payload: { orderId: 'o2' },
+      correlationId: command.correlationId,
+      causationId: command.id,
     })
   })
 
