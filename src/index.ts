@@ -110,6 +110,17 @@ export type {
 export { OutboxRelay } from './outbox/outbox-relay.js'
 export type { OutboxRelayOptions, RelayMetrics, WakeUpSource } from './outbox/outbox-relay.js'
 export type { Publisher, TransportMessage } from './transport/publisher.js'
+export { DEAD_LETTER_HEADERS, DEFAULT_REDELIVERY } from './transport/subscriber.js'
+export type {
+  DeadLetter,
+  DeadLetterOutcome,
+  Delivery,
+  DeliveryHandler,
+  RedeliveryPolicy,
+  SubscribeOptions,
+  Subscriber,
+  Subscription,
+} from './transport/subscriber.js'
 export { InMemoryTransport } from './transport/in-memory-transport.js'
 export type { PublishListener } from './transport/in-memory-transport.js'
 export { OutboxWriter } from './outbox/outbox-writer.js'
