@@ -15,8 +15,7 @@ const inbox = new MysqlInboxStore({ pool, database })
 const writer = new OutboxWriter({ store, events: [Placed], source: '/orders' })
 
 async function main(): Promise<void> {
-  // A binary collation, so ids and keys compare byte for byte (see Schema created).
-  await pool.query(`CREATE DATABASE ${database} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`)
+  await pool.query(`CREATE DATABASE ${database}`) // any collation: ids and keys are binary
   const connection = await pool.getConnection()
   try {
     await store.ensureSchema()
