@@ -53,6 +53,8 @@ export const ErrorCode = {
   MessageTooLarge: 'SWITCHYARD_MESSAGE_TOO_LARGE',
   /** An outbox append with a message id the outbox already holds, or twice in one append. */
   DuplicateMessageId: 'SWITCHYARD_DUPLICATE_MESSAGE_ID',
+  /** A consumer received a message type it has no definition for. */
+  UnknownMessageType: 'SWITCHYARD_UNKNOWN_MESSAGE_TYPE',
   /** Bytes that are not UTF-8 JSON. */
   Undecodable: 'SWITCHYARD_UNDECODABLE',
   /** JSON that is not a CloudEvents envelope Switchyard can read (missing or ill-typed attributes). */

@@ -122,6 +122,8 @@ export type {
   Subscription,
 } from './transport/subscriber.js'
 export { InMemoryTransport } from './transport/in-memory-transport.js'
+export { Consumer } from './consumer/consumer.js'
+export type { ConsumerBus, ConsumerOptions, ConsumerRetryOptions } from './consumer/consumer.js'
 export type { PublishListener } from './transport/in-memory-transport.js'
 export { OutboxWriter } from './outbox/outbox-writer.js'
 export type { OutboxWriterOptions } from './outbox/outbox-writer.js'

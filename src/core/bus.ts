@@ -38,6 +38,11 @@ export type { HandlerErrorInfo, MessageBusOptions, BusObserver }
 export interface DispatchOptions {
   /** Passed to handlers as `ctx.signal`. An already aborted signal rejects before any handler runs. */
   readonly signal?: AbortSignal
+  /**
+   * For `publish` (and `dispatch` of an event): overrides the bus's `eventHandlerErrors` for this
+   * dispatch. The consumer uses `'reject'`, so a failed handler gets the message redelivered.
+   */
+  readonly eventHandlerErrors?: 'isolate' | 'reject'
 }
 
 /** The in-process bus. Register handlers with `handle()`, then dispatch. */
@@ -111,6 +116,8 @@ export class MessageBus<D extends object = NoDependencies>
   async publish(event: Event, options?: DispatchOptions): Promise<void> {
     this.#check(event, 'event', 'publish', options)
     const scope = this.newScope(event, options?.signal)
+    if (options?.eventHandlerErrors !== undefined)
+      scope.rejectEventErrors = options.eventHandlerErrors === 'reject'
     try {
       await this.#handleEvent(event, scope)
     } catch (error) {
@@ -215,7 +222,9 @@ export class MessageBus<D extends object = NoDependencies>
 
   /** @internal A new top-level dispatch scope. */
   newScope(root: Message, signal: AbortSignal | undefined): DispatchScope {
-    return new DispatchScope(root, signal, this.#options.maxIterations)
+    const scope = new DispatchScope(root, signal, this.#options.maxIterations)
+    scope.rejectEventErrors = this.#options.rejectEventErrors
+    return scope
   }
 
   /** Drains the queue, disposes the scope's values, and (on success) reports collected failures. */
@@ -284,7 +293,7 @@ export class MessageBus<D extends object = NoDependencies>
         )
       }
     }
-    if (this.#options.rejectEventErrors) {
+    if (scope.rejectEventErrors) {
       const reason = error instanceof Error ? error.message : String(error)
       ;(scope.failures ??= []).push(
         new SwitchyardError(

@@ -19,6 +19,8 @@ export class DispatchScope implements ScopeCache {
   /** Nested commands and queries, kept for the loop report. */
   nested: Message[] | undefined = undefined
   failures: SwitchyardError[] | undefined = undefined
+  /** Collect event-handler failures and reject the dispatch with them (else: isolate and log). */
+  rejectEventErrors = false
   /** Set once the loop guard fired: the dispatch stops, whatever handlers catch. */
   loopError: LoopDetectedError | undefined = undefined
 

@@ -4,6 +4,7 @@
  * rolls back work the handler did not commit, and disposes the invocation's transient values.
  */
 import { ErrorCode, SwitchyardError } from '../errors.js'
+import { deliveryScope } from './delivery-scope.js'
 import { type DependencyContainer, disposeAll, type InvocationCache } from './container.js'
 import { type DispatchContext, linkTo } from './context.js'
 import type { DispatchScope } from './dispatch-scope.js'
@@ -45,6 +46,20 @@ export async function invokeWithDependencies(
       if (message.kind === 'query')
         value.on('beforeCommit', ({ events }) => refuseQueryEvents(message, entry, events))
       value.on('committed', ({ events }) => runtime.committed(ctx, events))
+    }
+    const delivery = deliveryScope.getStore()
+    if (delivery !== undefined) {
+      for (const unit of units) {
+        if (await delivery.join(unit, entry.name, message)) continue
+        logAt(
+          runtime.logger,
+          runtime.activityLevel,
+          { messageType: message.type, messageId: message.id, handler: entry.name },
+          'handler skipped: its inbox already holds this message (a redelivery)',
+        )
+        for (const u of units) if (u.state === 'open') await u.rollback()
+        return undefined
+      }
     }
     ctx.deps = deps
     const result = await (entry.fn as Call)(message, ctx)
