@@ -14,3 +14,12 @@ export type {
 } from './conformance/outbox-store/index.js'
 export { describeInboxStoreConformance } from './conformance/inbox-store/index.js'
 export type { InboxStoreConformance, InboxStoreHarness } from './conformance/inbox-store/index.js'
+export { describeTransportConformance, waitUntil } from './conformance/transport/index.js'
+export type {
+  TransportConformance,
+  TransportContext,
+  TransportFeatures,
+  TransportHarness,
+  TransportProxy,
+  TransportSuiteRunner,
+} from './conformance/transport/index.js'

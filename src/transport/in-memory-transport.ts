@@ -35,6 +35,8 @@ interface Entry {
 class GroupSubscription implements Subscription {
   running = 0
   readonly aborts = new AbortController()
+  /** Removes the listener on the caller's `signal`, which may outlive the subscription. */
+  detach: (() => void) | undefined
   #idle: (() => void) | undefined
   #closed: Promise<void> | undefined
 
@@ -51,6 +53,7 @@ class GroupSubscription implements Subscription {
 
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      this.detach?.()
       this.group.subscriptions.delete(this)
       this.aborts.abort()
       if (this.running > 0) await new Promise<void>((resolve) => (this.#idle = resolve))
@@ -129,7 +132,16 @@ class Group {
     entry.inFlight = true
     entry.attempts++
     subscription.running++
-    const delivery = { ...entry.message, topic: this.topic, attempt: entry.attempts }
+    // Each delivery gets its own copy, as from a broker: a handler changing it changes neither a
+    // redelivery nor another group's copy.
+    const { message } = entry
+    const delivery = {
+      ...message,
+      headers: { ...message.headers },
+      body: message.body.slice(),
+      topic: this.topic,
+      attempt: entry.attempts,
+    }
     void (async () => {
       try {
         const outcome = await subscription.handler(delivery, subscription.aborts.signal)
@@ -142,7 +154,7 @@ class Group {
         if (entry.attempts >= subscription.retry.maxAttempts) this.#deadLetter(entry, reason)
         else {
           entry.inFlight = false
-          entry.notBefore = Date.now() + Math.max(0, subscription.retry.delayMs(entry.attempts))
+          entry.notBefore = Date.now() + retryDelay(subscription.retry, entry.attempts)
         }
       } finally {
         subscription.settled()
@@ -181,7 +193,13 @@ export class InMemoryTransport implements Publisher, Subscriber, AsyncDisposable
     this.#assertOpen(topic)
     let list = this.#topics.get(topic)
     if (list === undefined) this.#topics.set(topic, (list = []))
-    for (const message of messages) {
+    for (const published of messages) {
+      // The transport keeps its own copy: the caller may reuse its buffers once publish resolved.
+      const message: TransportMessage = {
+        ...published,
+        headers: Object.freeze({ ...published.headers }),
+        body: published.body.slice(),
+      }
       list.push(message)
       for (const group of this.#groups.get(topic)?.values() ?? []) group.push(message)
       for (const listener of this.#listeners) listener(topic, message)
@@ -210,7 +228,12 @@ export class InMemoryTransport implements Publisher, Subscriber, AsyncDisposable
     const subscription = new GroupSubscription(group, handler, concurrency, retry)
     if (options.signal?.aborted) return Promise.resolve(subscription)
     group.subscriptions.add(subscription)
-    options.signal?.addEventListener('abort', () => void subscription.close(), { once: true })
+    const signal = options.signal
+    if (signal !== undefined) {
+      const onAbort = (): void => void subscription.close()
+      signal.addEventListener('abort', onAbort, { once: true })
+      subscription.detach = () => signal.removeEventListener('abort', onAbort)
+    }
     group.pump()
     return Promise.resolve(subscription)
   }
@@ -261,4 +284,15 @@ export class InMemoryTransport implements Publisher, Subscriber, AsyncDisposable
         details: { topic },
       })
   }
+}
+
+/** The policy's delay, or the default's when the policy's function throws or answers nonsense. */
+function retryDelay(policy: RedeliveryPolicy, attempt: number): number {
+  let delay: number
+  try {
+    delay = policy.delayMs(attempt)
+  } catch {
+    delay = DEFAULT_REDELIVERY.delayMs(attempt)
+  }
+  return Number.isFinite(delay) && delay > 0 ? delay : 0
 }
