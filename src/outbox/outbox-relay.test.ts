@@ -1,5 +1,14 @@
-import { describe, expect, it } from 'vitest'
-import { InMemoryTransport, OutboxRelay, type OutboxStore } from '../index.js'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import {
+  type ClaimedRecord,
+  ErrorCode,
+  InMemoryTransport,
+  isSwitchyardError,
+  type OutboxMaintenance,
+  OutboxRelay,
+  type OutboxStore,
+} from '../index.js'
+import { RecordingLogger } from '../testing/index.js'
 
 const idleStore: OutboxStore = {
   ensureSchema: () => Promise.resolve(),
@@ -23,5 +32,202 @@ describe('OutboxRelay.stop()', () => {
     await new Promise((resolve) => setTimeout(resolve, 20))
     await relay.stop()
     expect(timers()).toBe(before)
+  })
+})
+
+describe('OutboxRelay storeTimeoutMs', () => {
+  const row = (id: string): ClaimedRecord => ({
+    id,
+    topic: 't',
+    key: 'k',
+    keySeq: 1,
+    type: 'T',
+    body: new Uint8Array([1]),
+    headers: {},
+    attempts: 1,
+    token: `token-${id}`,
+  })
+  const never = <T>(): Promise<T> => new Promise<T>(() => undefined)
+  const options = {
+    publisher: new InMemoryTransport(),
+    storeTimeoutMs: 1000,
+    pollIntervalMs: 100,
+    backoff: { initialDelay: 10, maxDelay: 100 },
+  }
+  beforeEach(() => void vi.useFakeTimers())
+  afterEach(() => void vi.useRealTimers())
+
+  it('abandons a claim that never settles with a retryable store error, backs off and claims again', async () => {
+    const claims = [never<ClaimedRecord[]>(), Promise.resolve([row('m1')])]
+    const published: string[] = []
+    const store: OutboxStore = {
+      ...idleStore,
+      claim: () => claims.shift() ?? Promise.resolve([]),
+      markPublished: (refs) => {
+        published.push(...refs.map((r) => r.id))
+        return Promise.resolve(refs.length)
+      },
+    }
+    const logger = new RecordingLogger('warn')
+    const relay = new OutboxRelay({ ...options, store, logger })
+    relay.start()
+    await vi.advanceTimersByTimeAsync(999)
+    expect(logger.entries).toEqual([])
+    await vi.advanceTimersByTimeAsync(2) // the rejection waits one more event-loop turn
+    expect(logger.entries).toHaveLength(1)
+    expect(logger.entries[0]!.message).toBe('outbox relay batch failed; backing off')
+    const error = logger.entries[0]!.fields.err
+    expect(isSwitchyardError(error, ErrorCode.OutboxStore)).toBe(true)
+    expect(error).toMatchObject({
+      retryable: true,
+      details: { operation: 'claim', timeoutMs: 1000 },
+    })
+    await vi.advanceTimersByTimeAsync(1000) // first backoff: 200 ms
+    expect(published).toEqual(['m1'])
+    await relay.stop()
+  })
+
+  it('abandons a hung mark and goes on (the unmarked rows come back when their lease expires)', async () => {
+    let claims = 0
+    const store: OutboxStore = {
+      ...idleStore,
+      claim: () => Promise.resolve(claims++ === 0 ? [row('m1')] : []),
+      markPublished: () => never(),
+    }
+    const logger = new RecordingLogger('warn')
+    const relay = new OutboxRelay({ ...options, store, logger })
+    relay.start()
+    await vi.advanceTimersByTimeAsync(1001)
+    expect(logger.entries[0]!.fields.err).toMatchObject({
+      details: { operation: 'markPublished' },
+    })
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(claims).toBeGreaterThan(1) // still looping
+    await relay.stop()
+  })
+
+  it('releases the rows of an abandoned claim that completes late', async () => {
+    let finish: (rows: ClaimedRecord[]) => void = () => undefined
+    const released: string[] = []
+    const store: OutboxStore & Pick<OutboxMaintenance, 'release'> = {
+      ...idleStore,
+      claim: () => new Promise((resolve) => (finish = resolve)),
+      release: (refs) => {
+        released.push(...refs.map((r) => `${r.id}/${r.token}`))
+        return Promise.resolve(refs.length)
+      },
+    }
+    const relay = new OutboxRelay({ ...options, store })
+    const abandoned = expect(relay.runOnce()).rejects.toMatchObject({
+      details: { operation: 'claim' },
+    })
+    await vi.advanceTimersByTimeAsync(1001)
+    await abandoned
+    expect(released).toEqual([])
+    finish([row('m1')])
+    await vi.advanceTimersByTimeAsync(0)
+    expect(released).toEqual(['m1/token-m1'])
+  })
+
+  it('defaults to 10 s, or to leaseMs when that is shorter', async () => {
+    const abandonedAfter = async (leaseMs?: number): Promise<number> => {
+      const relay = new OutboxRelay({
+        store: { ...idleStore, claim: () => never() },
+        publisher: options.publisher,
+        publishTimeoutMs: 500,
+        ...(leaseMs === undefined ? {} : { leaseMs }),
+      })
+      const started = Date.now()
+      let at = 0
+      void relay.runOnce().catch(() => (at = Date.now() - started))
+      while (at === 0) await vi.advanceTimersByTimeAsync(50)
+      return at
+    }
+    const byDefault = await abandonedAfter()
+    expect(byDefault).toBeGreaterThanOrEqual(10_000)
+    expect(byDefault).toBeLessThan(10_100)
+    const shortLease = await abandonedAfter(2000)
+    expect(shortLease).toBeGreaterThanOrEqual(2000)
+    expect(shortLease).toBeLessThan(2100)
+  })
+
+  it('0 means no limit; a negative or fractional value is a configuration error', async () => {
+    const hung = new OutboxRelay({
+      ...options,
+      store: { ...idleStore, claim: () => never() },
+      storeTimeoutMs: 0,
+    })
+    let settled = false
+    void hung.runOnce().finally(() => (settled = true))
+    await vi.advanceTimersByTimeAsync(3_600_000)
+    expect(settled).toBe(false)
+    for (const storeTimeoutMs of [-1, 1.5])
+      expect(() => new OutboxRelay({ ...options, store: idleStore, storeTimeoutMs })).toThrow(
+        /storeTimeoutMs must be a whole number ≥ 0/,
+      )
+  })
+})
+
+describe('OutboxRelay batches', () => {
+  const row = (id: string, topic = 't'): ClaimedRecord => ({
+    id,
+    topic,
+    key: id,
+    keySeq: 1,
+    type: 'T',
+    body: new Uint8Array([1]),
+    headers: {},
+    attempts: 1,
+    token: `token-${id}`,
+  })
+
+  it('claims again at once after publishing, so one hot key drains without waiting for the poll interval', async () => {
+    // Head-of-line claims give one row per key: five rows of one key take five claims.
+    const waiting = ['m1', 'm2', 'm3', 'm4', 'm5']
+    const transport = new InMemoryTransport()
+    const store: OutboxStore = {
+      ...idleStore,
+      claim: () => Promise.resolve(waiting.length > 0 ? [row(waiting[0]!)] : []),
+      markPublished: (refs) => {
+        waiting.shift()
+        return Promise.resolve(refs.length)
+      },
+    }
+    const relay = new OutboxRelay({ store, publisher: transport, pollIntervalMs: 60_000 })
+    relay.start()
+    await vi.waitFor(() => expect(transport.published('t')).toHaveLength(5), { timeout: 2000 })
+    await relay.stop()
+  })
+
+  it('releases the topics of a batch that would outlast the lease instead of publishing them late', async () => {
+    const released: string[] = []
+    const marked: string[] = []
+    let claimed = false
+    const store: OutboxStore & Pick<OutboxMaintenance, 'release'> = {
+      ...idleStore,
+      claim: () => {
+        if (claimed) return Promise.resolve([])
+        claimed = true
+        return Promise.resolve([row('a1', 'slow'), row('b1', 'later')])
+      },
+      markPublished: (refs) => {
+        marked.push(...refs.map((r) => r.id))
+        return Promise.resolve(refs.length)
+      },
+      release: (refs) => {
+        released.push(...refs.map((r) => r.id))
+        return Promise.resolve(refs.length)
+      },
+    }
+    const publisher = {
+      // The first topic takes 500 of the 1,000 ms lease; another 600 ms publish could outlast it.
+      publish: (topic: string) =>
+        new Promise<void>((resolve) => setTimeout(resolve, topic === 'slow' ? 500 : 0)),
+      close: () => Promise.resolve(),
+    }
+    const relay = new OutboxRelay({ store, publisher, leaseMs: 1000, publishTimeoutMs: 600 })
+    await relay.runOnce()
+    expect(marked).toEqual(['a1'])
+    expect(released).toEqual(['b1'])
   })
 })

@@ -9,8 +9,10 @@
  *   time), dead after `maxAttempts`; the loop never stops on an error, it logs and backs off.
  * - Wakes on the store's change hint (LISTEN/NOTIFY) where it has one; polls anyway.
  * - `stop()` stops claiming, lets the batch in hand finish (or releases it after `stopTimeoutMs`).
+ * - Every store call is bounded by `storeTimeoutMs`: a call on a connection that hangs without an
+ *   error (half-open TCP, a silent network) is abandoned, so the loop backs off and carries on.
  */
-import { ConfigurationError, ErrorCode, TransportError } from '../errors.js'
+import { ConfigurationError, ErrorCode, OutboxStoreError, TransportError } from '../errors.js'
 import { type Logger, logAt, silentLogger } from '../core/logger.js'
 import type { Publisher, TransportMessage } from '../transport/publisher.js'
 import { faultPoint } from './fault-points.js'
@@ -56,6 +58,24 @@ export interface OutboxRelayOptions {
   readonly statusIntervalMs?: number
   /** How long `stop()` waits for the batch in hand, ms, before releasing it. Default 10,000. */
   readonly stopTimeoutMs?: number
+  /**
+   * Longest wait for one store call, ms: `claim`, `markPublished`, `markFailed`, `release`,
+   * `status`, and setting up or ending LISTEN. Default 10,000, or `leaseMs` when that is shorter;
+   * 0 = no limit.
+   *
+   * A driver call on a connection that hangs without an error (a half-open TCP connection, a
+   * network that drops packets silently) may never settle; without this bound the relay would
+   * stop for good. A call that takes longer is abandoned: the batch fails with a retryable
+   * `OutboxStoreError`, the relay logs it, backs off and claims again. Abandoning is safe: rows of
+   * an abandoned claim stay leased and are claimed again once the lease expires (and if the claim
+   * completes after all, its rows are released at once); marks are fenced by the claim's token,
+   * and rows left unmarked are published again after their lease (at least once, same ids).
+   *
+   * The abandoned driver call itself goes on holding its connection: give the driver its own
+   * limits too (pg: `query_timeout`, `connectionTimeoutMillis`; mysql2: `connectTimeout`), so the
+   * pool gets the connection back.
+   */
+  readonly storeTimeoutMs?: number
   readonly signal?: AbortSignal
 }
 
@@ -97,6 +117,7 @@ export class OutboxRelay implements AsyncDisposable {
       logger: options.logger ?? silentLogger,
       statusIntervalMs: options.statusIntervalMs ?? 10_000,
       stopTimeoutMs: options.stopTimeoutMs ?? 10_000,
+      storeTimeoutMs: options.storeTimeoutMs ?? Math.min(10_000, options.leaseMs ?? 30_000),
       onMetrics: options.onMetrics,
       signal: options.signal,
     }
@@ -113,6 +134,8 @@ export class OutboxRelay implements AsyncDisposable {
       if (!Number.isSafeInteger(value) || value < 1)
         problems.push(`${name} must be a whole number ≥ 1`)
     }
+    if (!Number.isSafeInteger(o.storeTimeoutMs) || o.storeTimeoutMs < 0)
+      problems.push('storeTimeoutMs must be a whole number ≥ 0 (0 = no limit)')
     if (o.publishTimeoutMs >= o.leaseMs)
       problems.push(
         'publishTimeoutMs must be shorter than leaseMs, or a slow publish could outlive its lease',
@@ -134,7 +157,12 @@ export class OutboxRelay implements AsyncDisposable {
   /** Claims and publishes one batch; resolves with how many rows it published. */
   async runOnce(): Promise<number> {
     const o = this.#o
-    const claimed = await o.store.claim({ limit: o.batchSize, leaseMs: o.leaseMs, owner: o.owner })
+    const claimStarted = Date.now() // the lease started after this, in database time
+    const claimed = await this.#bounded(
+      'claim',
+      () => o.store.claim({ limit: o.batchSize, leaseMs: o.leaseMs, owner: o.owner }),
+      (late) => this.#releaseLate(late),
+    )
     if (claimed.length === 0) return 0
     faultPoint('relay.after-claim')
     this.#inHand = claimed
@@ -142,9 +170,17 @@ export class OutboxRelay implements AsyncDisposable {
     let failed = 0
     let dead = 0
     try {
-      let groups = 0
-      for (const [topic, rows] of groupByTopic(claimed)) {
-        if (groups++ > 0) faultPoint('relay.between-marks')
+      const groups = [...groupByTopic(claimed)]
+      for (const [index, [topic, rows]] of groups.entries()) {
+        if (index > 0) {
+          faultPoint('relay.between-marks')
+          // Topics are published one after the other: a group whose publish could outlast the
+          // lease goes back to the store instead, or another relay could claim it meanwhile.
+          if (Date.now() - claimStarted + o.publishTimeoutMs >= o.leaseMs) {
+            await this.#giveBack(groups.slice(index).flatMap(([, left]) => left))
+            break
+          }
+        }
         try {
           await this.#publish(topic, rows)
         } catch (error) {
@@ -156,10 +192,12 @@ export class OutboxRelay implements AsyncDisposable {
             'outbox publish failed; rows will be retried',
           )
           for (const row of rows) {
-            const outcome = await o.store.markFailed(row, reason, {
-              retryInMs: this.#delay(row.attempts),
-              maxAttempts: o.maxAttempts,
-            })
+            const outcome = await this.#bounded('markFailed', () =>
+              o.store.markFailed(row, reason, {
+                retryInMs: this.#delay(row.attempts),
+                maxAttempts: o.maxAttempts,
+              }),
+            )
             if (outcome === 'dead') {
               dead++
               logAt(
@@ -173,7 +211,7 @@ export class OutboxRelay implements AsyncDisposable {
           continue
         }
         faultPoint('relay.after-publish')
-        const accepted = await o.store.markPublished(rows)
+        const accepted = await this.#bounded('markPublished', () => o.store.markPublished(rows))
         published += accepted
         if (accepted < rows.length) {
           logAt(
@@ -204,8 +242,24 @@ export class OutboxRelay implements AsyncDisposable {
       sleep(this.#o.stopTimeoutMs, waited.signal).then(() => !waited.signal.aborted),
     ])
     waited.abort()
-    if (timedOut && this.#inHand.length > 0 && this.#o.store.release !== undefined)
-      await this.#o.store.release(this.#inHand)
+    const { release } = this.#o.store
+    if (timedOut && this.#inHand.length > 0 && release !== undefined) {
+      const inHand = this.#inHand
+      await this.#bounded('release', () => release.call(this.#o.store, inHand))
+    }
+  }
+
+  /** Puts rows of the batch back unpublished (not counted as an attempt) where the store can. */
+  async #giveBack(rows: readonly ClaimedRecord[]): Promise<void> {
+    const { release } = this.#o.store
+    logAt(
+      this.#o.logger,
+      'info',
+      { rows: rows.length },
+      'the rest of the batch would outlast its lease; released for the next claim',
+    )
+    if (release !== undefined)
+      await this.#bounded('release', () => release.call(this.#o.store, rows))
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -219,13 +273,16 @@ export class OutboxRelay implements AsyncDisposable {
     let stopListening: (() => Promise<void>) | undefined
     let errors = 0
     try {
-      if (o.store.listen !== undefined) {
-        stopListening = await o.store
-          .listen(() => this.#wake?.())
-          .catch((error: unknown) => {
-            logAt(o.logger, 'warn', { err: error }, 'outbox relay could not LISTEN; polling only')
-            return undefined
-          })
+      const { listen } = o.store
+      if (listen !== undefined) {
+        stopListening = await this.#bounded(
+          'listen',
+          () => listen.call(o.store, () => this.#wake?.()),
+          (late) => void late().catch(() => undefined),
+        ).catch((error: unknown) => {
+          logAt(o.logger, 'warn', { err: error }, 'outbox relay could not LISTEN; polling only')
+          return undefined
+        })
       }
       while (!stop.aborted) {
         let published = 0
@@ -249,11 +306,13 @@ export class OutboxRelay implements AsyncDisposable {
           )
           continue
         }
-        if (published >= o.batchSize) continue // more may be waiting
+        // Publishing a key's head row makes its next row claimable: claim again at once.
+        if (published > 0) continue
         await this.#idle(stop)
       }
     } finally {
-      await stopListening?.().catch(() => undefined)
+      if (stopListening !== undefined)
+        await this.#bounded('unlisten', stopListening).catch(() => undefined)
     }
   }
 
@@ -298,6 +357,57 @@ export class OutboxRelay implements AsyncDisposable {
     }
   }
 
+  /**
+   * Runs one store call, abandoning it after `storeTimeoutMs` with a retryable `OutboxStoreError`.
+   * `late` gets the result of an abandoned call that completes after all.
+   */
+  async #bounded<T>(
+    operation: string,
+    call: () => Promise<T>,
+    late?: (value: T) => void,
+  ): Promise<T> {
+    const ms = this.#o.storeTimeoutMs
+    const work = call()
+    if (ms === 0) return work
+    let timer: NodeJS.Timeout | undefined
+    let immediate: NodeJS.Immediate | undefined
+    let abandoned = false
+    const timeout = new Promise<never>((_, reject) => {
+      // The rejection waits one more turn of the event loop, so an answer that arrived while the
+      // loop was blocked (a long GC pause, SIGSTOP) wins over the timer that fired first.
+      const expire = (): void => {
+        abandoned = true
+        reject(
+          new OutboxStoreError(
+            `Outbox ${operation} did not complete within ${ms} ms (storeTimeoutMs); the relay abandoned it and will retry. A database connection that hangs without an error (half-open) does this: give the driver its own query and connect timeouts`,
+            { code: ErrorCode.OutboxStore, details: { operation, timeoutMs: ms } },
+          ),
+        )
+      }
+      timer = setTimeout(() => (immediate = setImmediate(expire)), ms)
+    })
+    try {
+      return await Promise.race([work, timeout])
+    } finally {
+      clearTimeout(timer)
+      clearImmediate(immediate)
+      if (abandoned && late !== undefined) void work.then(late, () => undefined)
+    }
+  }
+
+  /** Gives back the rows of a claim that completed after it was abandoned. */
+  #releaseLate(rows: readonly ClaimedRecord[]): void {
+    const { store, logger } = this.#o
+    if (rows.length === 0) return
+    logAt(
+      logger,
+      'warn',
+      { rows: rows.length },
+      'an abandoned outbox claim completed late; releasing its rows (else they wait for their lease)',
+    )
+    if (store.release !== undefined) void store.release(rows).catch(() => undefined)
+  }
+
   /** Exponential backoff with full jitter, capped. */
   #delay(attempts: number): number {
     const ceiling = Math.min(this.#maxDelay, this.#initialDelay * 2 ** Math.max(0, attempts - 1))
@@ -315,7 +425,8 @@ export class OutboxRelay implements AsyncDisposable {
       now - this.#lastStatus >= o.statusIntervalMs
     ) {
       this.#lastStatus = now
-      status = await o.store.status().catch(() => undefined)
+      const read = o.store.status.bind(o.store)
+      status = await this.#bounded('status', read).catch(() => undefined)
     }
     o.onMetrics(status === undefined ? batch : { ...batch, status })
   }

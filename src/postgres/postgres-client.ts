@@ -22,6 +22,7 @@ export interface PgPoolClient extends PgQueryable {
     listener: (message: { channel: string; payload?: string | undefined }) => void,
   ): unknown
   on(event: 'error', listener: (error: Error) => void): unknown
+  removeListener(event: 'error', listener: (error: Error) => void): unknown
 }
 
 /**

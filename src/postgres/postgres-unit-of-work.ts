@@ -24,23 +24,31 @@ export class PostgresUnitOfWork<R extends Record<string, Repository>> extends Sq
     options: PostgresUnitOfWorkOptions<R>,
   ): Promise<PostgresUnitOfWork<R>> {
     const client = await options.pool.connect()
+    // pg-pool stops listening to a client's errors while it is checked out: a connection lost
+    // now would be an uncaught 'error' event that kills the process. The failed query rejects
+    // anyway, so the listener only has to exist; it goes before the client goes back.
+    const ignore = (): void => undefined
+    client.on('error', ignore)
     try {
       await client.query('BEGIN')
     } catch (error) {
+      client.removeListener('error', ignore)
       client.release(error instanceof Error ? error : true)
       throw error
     }
-    return new PostgresUnitOfWork(pgTransaction(client), options)
+    return new PostgresUnitOfWork(pgTransaction(client, ignore), options)
   }
 }
 
-function pgTransaction(client: PgPoolClient): OpenTransaction {
+function pgTransaction(client: PgPoolClient, onError: (error: Error) => void): OpenTransaction {
   const finish = async (statement: 'COMMIT' | 'ROLLBACK'): Promise<void> => {
     try {
       await client.query(statement)
+      client.removeListener('error', onError)
       client.release()
     } catch (error) {
       // The connection's state is unknown: destroy it rather than return it to the pool.
+      client.removeListener('error', onError)
       client.release(error instanceof Error ? error : true)
       throw error
     }
