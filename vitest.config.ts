@@ -7,6 +7,7 @@ const alias = {
   'switchyard-bus/postgres': fileURLToPath(new URL('./src/postgres/index.ts', import.meta.url)),
   'switchyard-bus/pglite': fileURLToPath(new URL('./src/pglite/index.ts', import.meta.url)),
   'switchyard-bus/mysql': fileURLToPath(new URL('./src/mysql/index.ts', import.meta.url)),
+  'switchyard-bus/rabbitmq': fileURLToPath(new URL('./src/rabbitmq/index.ts', import.meta.url)),
   'switchyard-bus': fileURLToPath(new URL('./src/index.ts', import.meta.url)),
 }
 

@@ -73,6 +73,8 @@ export const ErrorCode = {
   TransportClosed: 'SWITCHYARD_TRANSPORT_CLOSED',
   /** A publish did not complete within its time limit. */
   PublishTimeout: 'SWITCHYARD_PUBLISH_TIMEOUT',
+  /** The broker accepted a publish but could route it to no queue (no consumer group bound yet). */
+  Unroutable: 'SWITCHYARD_UNROUTABLE',
   /** A dispatch was attempted after `bus.close()`. */
   BusClosed: 'SWITCHYARD_BUS_CLOSED',
   /** The dispatch was aborted through its `signal`. */

@@ -6,7 +6,7 @@
 import type { TestProject } from 'vitest/node'
 import { requireService, type ServiceName } from './services.js'
 
-const NEEDED: readonly ServiceName[] = ['postgres', 'mysql']
+const NEEDED: readonly ServiceName[] = ['postgres', 'mysql', 'rabbitmq']
 
 export default async function setup(project: TestProject): Promise<void> {
   const urls: Partial<Record<ServiceName, string | null>> = {}
