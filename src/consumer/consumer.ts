@@ -17,13 +17,22 @@
  *    the error; any other failure → dead-lettered at once.
  *
  * Handlers without a database unit of work run again on a redelivery (at least once): pass the
- * message id on as an idempotency key for effects outside the database.
+ * message id on as an idempotency key for effects outside the database. The inbox covers the
+ * handlers of the received message: in-process follow-up events they publish are not redelivered
+ * once their handler committed (it is skipped on a redelivery), so work that must survive a
+ * failure further down belongs in an integration event through the outbox, which is durable.
  */
 import { deliveryScope, type DeliveryScope } from '../core/delivery-scope.js'
 import { type Logger, logAt, silentLogger } from '../core/logger.js'
 import type { AnyEventDefinition, Event, Message, MessageOptions } from '../core/message.js'
 import type { UnitOfWork } from '../core/unit-of-work.js'
-import { ConfigurationError, ErrorCode, isSwitchyardError, SwitchyardError } from '../errors.js'
+import {
+  ConfigurationError,
+  ErrorCode,
+  isRetryable,
+  isSwitchyardError,
+  SwitchyardError,
+} from '../errors.js'
 import { decodeEnvelope, type DecodeLimits } from '../outbox/envelope.js'
 import type { InboxStore } from '../outbox/inbox-store.js'
 import type { SqlExecutor } from '../sql/sql-executor.js'
@@ -126,8 +135,7 @@ export class Consumer implements AsyncDisposable {
         return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2)
       },
     }
-    this.#retryOn =
-      retry.retryOn ?? ((error) => !(isSwitchyardError(error) && error.retryable === false))
+    this.#retryOn = retry.retryOn ?? isRetryable
   }
 
   /** Subscribes to every topic of its events (idempotent). */
@@ -150,6 +158,7 @@ export class Consumer implements AsyncDisposable {
   async stop(): Promise<void> {
     await this.#started?.catch(() => undefined)
     const subscriptions = this.#subscriptions.splice(0)
+    this.#started = undefined // start() may subscribe again
     await Promise.all(subscriptions.map((s) => s.close()))
   }
 
@@ -174,10 +183,14 @@ export class Consumer implements AsyncDisposable {
           this.#o.bus.dispatch(message, options),
         )
     } catch (error) {
+      // Stopping (the signal) or a closed bus is not the message's fault: give it back for
+      // redelivery, never dead-letter it.
+      if (signal.aborted || (isSwitchyardError(error) && error.code === ErrorCode.BusClosed))
+        throw error
       // The bus wraps each failed event handler's error (EventHandlerFailed): judge the originals.
       const causes = (error instanceof AggregateError ? (error.errors as unknown[]) : [error]).map(
         (e) =>
-          isSwitchyardError(e) && (e).code === ErrorCode.EventHandlerFailed
+          isSwitchyardError(e) && e.code === ErrorCode.EventHandlerFailed
             ? ((e as Error).cause ?? e)
             : e,
       )
@@ -232,9 +245,11 @@ export class Consumer implements AsyncDisposable {
   #scope(inbox: InboxStore): DeliveryScope {
     const consumer = this.#o.name
     return {
-      join: async (unitOfWork: UnitOfWork, handler: string, message: Message) => {
-        const tx = (unitOfWork as Partial<{ tx: SqlExecutor }>).tx
+      join: async (units: readonly UnitOfWork[], handler: string, message: Message) => {
         // Work without a transaction executor (in memory) cannot hold an inbox record.
+        const tx = units
+          .map((unit) => (unit as Partial<{ tx: SqlExecutor }>).tx)
+          .find((executor) => executor !== undefined)
         if (tx === undefined) return true
         return inbox.tryRecord(tx, `${consumer}/${handler}`, message.id)
       },

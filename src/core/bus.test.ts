@@ -407,6 +407,28 @@ describe('dispatch', () => {
 })
 
 describe('registration', () => {
+  it('gives the handlers of one event distinct names, and refuses two given the same { name }', async () => {
+    const logger = new RecordingLogger()
+    const bus = new MessageBus({ logger })
+    const failing = (): never => {
+      throw new Error('no')
+    }
+    bus.handle(Allocated, failing)
+    bus.handle(Allocated, failing)
+    bus.handle(Allocated, () => undefined)
+    bus.handle(Allocated, () => undefined)
+    await bus.publish(Allocated({ orderId: 'o1', batch: 'b1' }))
+    expect(logger.entries.map((e) => e.fields.handler)).toEqual(['failing', 'failing #2'])
+
+    const strict = new MessageBus()
+    strict.handle(Allocated, () => undefined, { name: 'ship' })
+    strict.handle(Allocated, () => undefined, { name: 'ship' })
+    await expectSwitchyardError(
+      strict.publish(Allocated({ orderId: 'o1', batch: 'b1' })),
+      ErrorCode.DuplicateHandler,
+    )
+  })
+
   it('refuses a second handler for a command or a query, naming both', async () => {
     const bus = new MessageBus()
     bus.handle(Allocate, function first() {

@@ -55,6 +55,8 @@ export interface HandlerEntry {
   readonly kind: MessageKind
   readonly type: string
   readonly name: string
+  /** True when the name came from `{ name }`, not from the function or a default. */
+  readonly named: boolean
   readonly fn: (message: never, ctx: never) => unknown
   readonly middleware: readonly Middleware[]
   readonly deps: readonly string[]
@@ -217,7 +219,15 @@ function toEntry(
       },
     )
   }
-  return { kind: definition.kind, type: definition.type, name, fn, middleware, deps }
+  return {
+    kind: definition.kind,
+    type: definition.type,
+    name,
+    named: options.name !== undefined,
+    fn,
+    middleware,
+    deps,
+  }
 }
 
 function article(kind: string): string {

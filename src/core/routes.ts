@@ -58,7 +58,7 @@ export function compileRoutes(input: RoutingInput): RoutingTable {
           problems.push(missingDependency(name, `The handler "${entry.name}" of "${entry.type}"`))
       }
       const chain = [...input.middleware, ...entry.middleware]
-      const route: Route = {
+      let route: Route = {
         kind: entry.kind,
         name: entry.name,
         call: entry.deps.length === 0 ? (entry.fn as Call) : input.withDependencies(entry),
@@ -67,7 +67,26 @@ export function compileRoutes(input: RoutingInput): RoutingTable {
       if (entry.kind === 'event') {
         const list = events.get(entry.type)
         if (list === undefined) events.set(entry.type, [route])
-        else list.push(route)
+        else {
+          // The name identifies the handler in logs and in a consumer's inbox records, so the
+          // handlers of one event need distinct names. A name taken from the function (or the
+          // default) gets the handler's position; two handlers given one `{ name }` are refused,
+          // or they would share inbox records.
+          if (list.some((other) => other.name === route.name)) {
+            if (!entry.named) route = { ...route, name: `${route.name} #${list.length + 1}` }
+            else
+              problems.push(
+                new ConfigurationError(
+                  `The event "${entry.type}" has two handlers named "${entry.name}"; give each its own name with { name }`,
+                  {
+                    code: ErrorCode.DuplicateHandler,
+                    details: { messageType: entry.type, handler: entry.name },
+                  },
+                ),
+              )
+          }
+          list.push(route)
+        }
       } else if (single.has(entry.type)) {
         const first = single.get(entry.type)!.name
         problems.push(

@@ -48,16 +48,15 @@ export async function invokeWithDependencies(
       value.on('committed', ({ events }) => runtime.committed(ctx, events))
     }
     const delivery = deliveryScope.getStore()
-    if (delivery !== undefined) {
-      for (const unit of units) {
-        if (await delivery.join(unit, entry.name, message)) continue
+    if (delivery !== undefined && units.length > 0) {
+      if (!(await delivery.join(units, entry.name, message))) {
         logAt(
           runtime.logger,
           runtime.activityLevel,
           { messageType: message.type, messageId: message.id, handler: entry.name },
           'handler skipped: its inbox already holds this message (a redelivery)',
         )
-        for (const u of units) if (u.state === 'open') await u.rollback()
+        for (const unit of units) if (unit.state === 'open') await unit.rollback()
         return undefined
       }
     }

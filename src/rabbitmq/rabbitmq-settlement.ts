@@ -61,6 +61,7 @@ export async function handleAndSettle(
   try {
     outcome = await handler(delivery, signal)
   } catch (error) {
+    if (signal.aborted) return giveBack(item) // stopping is not the message's failure
     const first = firstFailureOf(item.message) ?? new Date().toISOString()
     if (attempt >= retry.maxAttempts) await deadLetter(setup, item, reasonOf(error), attempt, first)
     else await retryLater(setup, item, attempt, first)
@@ -69,6 +70,16 @@ export async function handleAndSettle(
   if (outcome !== undefined && outcome !== null && typeof outcome.deadLetter === 'string')
     await deadLetter(setup, item, reasonOf(outcome.deadLetter), attempt)
   else ack(item)
+}
+
+/** Returns the message to its queue for the next consumer, without counting a failure. */
+function giveBack(item: Received): void {
+  if (!item.channel.open) return // the channel is gone: RabbitMQ delivers the message again
+  try {
+    item.channel.channel.nack(item.message, false, true)
+  } catch {
+    // closed in the meantime: same as above
+  }
 }
 
 function ack(item: Received): void {

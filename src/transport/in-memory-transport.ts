@@ -149,6 +149,12 @@ class Group {
           this.#deadLetter(entry, outcome.deadLetter)
         else this.#remove(entry)
       } catch (error) {
+        if (subscription.aborts.signal.aborted) {
+          // Rejected while its subscription closes: given back, not counted as a failure.
+          entry.attempts--
+          entry.inFlight = false
+          return
+        }
         const reason = error instanceof Error ? error.message : String(error)
         entry.firstFailureAt ??= new Date().toISOString()
         if (entry.attempts >= subscription.retry.maxAttempts) this.#deadLetter(entry, reason)

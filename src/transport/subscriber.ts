@@ -21,7 +21,9 @@
  * - `concurrency` bounds the handlers running at once for the subscription (the prefetch).
  * - Closing — `subscription.close()`, the `signal` aborting, or `subscriber.close()` — stops taking
  *   messages, waits for the handlers running, settles them as they finish, and returns the
- *   messages not yet handled to the broker for redelivery. It is idempotent and safe to call from
+ *   messages not yet handled to the broker for redelivery. A handler that rejects once its
+ *   subscription is closing (its `signal` aborted) gets its message given back, not counted as a
+ *   failed attempt and never dead-lettered: stopping is not the message's fault. It is idempotent and safe to call from
  *   inside a handler or several times at once.
  */
 import type { TransportMessage } from './publisher.js'

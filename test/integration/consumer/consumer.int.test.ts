@@ -231,4 +231,75 @@ describe.skipIf(pool === undefined)('Consumer with the inbox on PostgreSQL', () 
     expect(calls).toEqual([])
     expect(({} as { polluted?: boolean }).polluted).toBeUndefined()
   })
+
+  it('records the inbox once when a handler opens two units of work (no wait on its own record)', async () => {
+    const bus = new MessageBus({
+      dependencies: {
+        first: transient(() => PostgresUnitOfWork.begin({ pool: pool!, repositories: () => ({}) })),
+        second: transient(() =>
+          PostgresUnitOfWork.begin({ pool: pool!, repositories: () => ({}) }),
+        ),
+      },
+    })
+    bus.handle(
+      Allocated,
+      async (event, { deps: { first, second } }) => {
+        await first.tx.query(`INSERT INTO ${table} (order_id) VALUES ($1)`, [event.payload.orderId])
+        await first.commit()
+        await second.commit()
+      },
+      { deps: ['first', 'second'], name: 'two-units' },
+    )
+    const c = new Consumer({
+      name: 'two',
+      bus,
+      subscriber: transport,
+      events: [Allocated],
+      inbox: new PostgresInboxStore({ pool: pool!, schema }),
+    })
+    consumers.push(c)
+    await c.start()
+    const event = Allocated({ orderId: 'o7', qty: 1 })
+    await transport.publish('allocation', [wire(event), wire(event)])
+    await waitFor(() => transport.pending('allocation', 'two') === 0, 5000)
+    expect(await effects()).toEqual(['o7'])
+  })
+
+  it('gives back, never dead-letters, the messages in hand when it stops', async () => {
+    const bus = new MessageBus()
+    let entered: () => void = () => undefined
+    const inHandler = new Promise<void>((resolve) => (entered = resolve))
+    bus.handle(
+      Allocated,
+      async (_event, { signal }) => {
+        entered()
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        signal.throwIfAborted() // a handler that honours the stop
+      },
+      { name: 'slow' },
+    )
+    const c = new Consumer({
+      name: 'stopping',
+      bus,
+      subscriber: transport,
+      events: [Allocated],
+      retry: { maxAttempts: 1 }, // any failure of the message itself would dead-letter it
+    })
+    await c.start()
+    await transport.publish('allocation', [wire(Allocated({ orderId: 'o8', qty: 1 }))])
+    await inHandler
+    await c.stop()
+    expect(transport.deadLetters('allocation')).toEqual([])
+    expect(transport.pending('allocation', 'stopping')).toBe(1) // waits for the next start
+    const again = new Consumer({
+      name: 'stopping',
+      bus,
+      subscriber: transport,
+      events: [Allocated],
+    })
+    consumers.push(again)
+    await again.start()
+    await waitFor(() => transport.pending('allocation', 'stopping') === 0)
+    expect(transport.deadLetters('allocation')).toEqual([])
+  })
 })

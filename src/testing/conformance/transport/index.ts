@@ -33,6 +33,7 @@ import { recoveryAfterConnectionCut } from './recovery-after-connection-cut.js'
 import { delayedRedelivery, redeliveryAfterRejection } from './redelivery-after-rejection.js'
 import { replaysToNewGroup } from './replays-to-new-group.js'
 import { singleConsumerOrder } from './single-consumer-order.js'
+import { rejectedWhileClosing } from './rejected-while-closing.js'
 import { subscriptionEndsOnAbort } from './subscription-ends-on-abort.js'
 import { topicIsolation } from './topic-isolation.js'
 import {
@@ -70,6 +71,7 @@ export const TRANSPORT_SCENARIOS: readonly Scenario[] = [
   noLossWhenSubscriptionCloses,
   closeIsIdempotent,
   subscriptionEndsOnAbort,
+  rejectedWhileClosing,
   publisherCloseFlushes,
   recoveryAfterConnectionCut,
   deadLetterAfterMaxAttempts,
