@@ -113,7 +113,7 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance {
     const { outbox, keys: counter } = this.names
     const columns = `unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[], $7::int[])
         AS m(id, topic, key, type, body, headers, ordinal)`
-    const params = [
+    const params: unknown[] = [
       records.map((r) => r.id),
       records.map((r) => r.topic),
       records.map((r) => r.key ?? null),
@@ -122,31 +122,40 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance {
       records.map((r) => JSON.stringify(r.headers ?? {})),
       ordinals,
     ]
-    const sql =
-      keys.length === 0
-        ? `INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
+    // One statement, one round trip: the counter rows (keys locked in sorted order), the rows,
+    // and the NOTIFY hint (delivered at commit) when it is on.
+    const ctes: string[] = []
+    let insert: string
+    if (keys.length === 0) {
+      insert = `INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
            SELECT m.id, m.topic, NULL, NULL, m.type, m.body, m.headers FROM ${columns}`
-        : `WITH seqs AS (
+    } else {
+      params.push(
+        keys,
+        keys.map((k) => counts.get(k)!),
+      )
+      ctes.push(`seqs AS (
              INSERT INTO ${counter} (key, last_seq)
              SELECT k.key, k.n FROM unnest($8::text[], $9::bigint[]) AS k(key, n) ORDER BY k.key
              ON CONFLICT (key) DO UPDATE SET last_seq = ${counter}.last_seq + EXCLUDED.last_seq
              RETURNING key, last_seq
-           )
-           INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
+           )`)
+      insert = `INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
            SELECT m.id, m.topic, m.key,
                   CASE WHEN m.key IS NULL THEN NULL ELSE s.last_seq - k.n + m.ordinal END,
                   m.type, m.body, m.headers
            FROM ${columns}
            LEFT JOIN seqs s ON s.key = m.key
            LEFT JOIN unnest($8::text[], $9::bigint[]) AS k(key, n) ON k.key = m.key`
-    if (keys.length > 0)
-      params.push(
-        keys,
-        keys.map((k) => counts.get(k)!),
-      )
+    }
+    let sql: string
+    if (this.#notify) {
+      // A data-modifying CTE runs to completion whether or not the main query reads it.
+      params.push(this.names.channel)
+      ctes.push(`inserted AS (${insert})`)
+      sql = `WITH ${ctes.join(', ')} SELECT pg_notify($${params.length}, '')`
+    } else sql = ctes.length === 0 ? insert : `WITH ${ctes.join(', ')} ${insert}`
     await this.#run('append', sql, params, tx)
-    if (this.#notify)
-      await this.#run('append', `SELECT pg_notify($1, '')`, [this.names.channel], tx)
   }
 
   async claim(options: ClaimOptions): Promise<ClaimedRecord[]> {

@@ -64,6 +64,9 @@ export function outboxSchemaSql(names: PostgresOutboxNames = {}): string[] {
 )`,
     `CREATE UNIQUE INDEX IF NOT EXISTS ${index('key_seq')} ON ${q.outbox} (key, key_seq) WHERE key IS NOT NULL`,
     `CREATE INDEX IF NOT EXISTS ${index('due')} ON ${q.outbox} (seq) WHERE state IN ('pending', 'inflight')`,
+    // The head-of-line check looks for an earlier unpublished row of the key: without this index
+    // it reads every earlier row of the key, published ones included.
+    `CREATE INDEX IF NOT EXISTS ${index('open_keys')} ON ${q.outbox} (key, key_seq) WHERE key IS NOT NULL AND state IN ('pending', 'inflight', 'dead')`,
     `CREATE INDEX IF NOT EXISTS ${index('published')} ON ${q.outbox} (published_at) WHERE state = 'published'`,
   ]
 }
