@@ -7,8 +7,8 @@
  *    definition by `type`, validate the payload with its schema, keeping the message's id,
  *    correlation and causation ids and headers. Any failure here dead-letters the message at once
  *    with the error's code and message: a redelivery could not fix it.
- * 2. Dispatch to the bus. With an `inbox`, every database unit of work a handler opens records
- *    `(consumer/handler, message id)` in its own transaction before the handler runs: a duplicate
+ * 2. Dispatch to the bus. With an `inbox`, each handler invocation records `(consumer/handler,
+ *    message id)` in its (first) database unit of work before the handler runs: a duplicate
  *    (a redelivery, or the same message arriving twice at once) waits for the first, then finds
  *    the record and skips the handler. The inbox record, the handler's changes and the integration
  *    events it appends to this service's outbox commit together or not at all.
@@ -59,7 +59,7 @@ export interface ConsumerRetryOptions {
   /** First and largest delay before a redelivery, ms (doubling, with jitter). Default 1,000 and 60,000. */
   readonly initialDelay?: number
   readonly maxDelay?: number
-  /** Which errors are worth a redelivery. Default: all but those marked `retryable: false`. */
+  /** Which errors are worth a redelivery. Default `isRetryable`: all but those marked `retryable: false`. */
   readonly retryOn?: (error: unknown) => boolean
 }
 
