@@ -217,10 +217,32 @@ function describeKind(value: unknown): string {
   return typeof kind === 'string' ? `a ${kind}` : 'something that is not a message'
 }
 
-/** Links a follow-up to its cause: same correlation id, causation id = the cause's id. */
+/**
+ * Links a follow-up to its cause: same correlation id, causation id = the cause's id, and the
+ * cause's W3C trace context (`traceparent`, `tracestate`) when the follow-up carries none, so one
+ * trace follows a request through the outbox and the brokers.
+ */
 export function linkTo<M extends Message>(message: M, cause: Message): M {
   if (message === null || typeof message !== 'object') return message
-  if (message.causationId === cause.id && message.correlationId === cause.correlationId)
+  const trace = inheritedTrace(message, cause)
+  if (
+    trace === undefined &&
+    message.causationId === cause.id &&
+    message.correlationId === cause.correlationId
+  )
     return message
-  return { ...message, correlationId: cause.correlationId, causationId: cause.id }
+  return {
+    ...message,
+    correlationId: cause.correlationId,
+    causationId: cause.id,
+    ...(trace === undefined ? {} : { headers: { ...message.headers, ...trace } }),
+  }
+}
+
+/** The cause's trace headers, when it has them and the message has none of its own. */
+function inheritedTrace(message: Message, cause: Message): Record<string, string> | undefined {
+  const parent = cause.headers?.traceparent
+  if (parent === undefined || message.headers?.traceparent !== undefined) return undefined
+  const state = cause.headers.tracestate
+  return state === undefined ? { traceparent: parent } : { traceparent: parent, tracestate: state }
 }

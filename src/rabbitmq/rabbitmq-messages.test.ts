@@ -138,21 +138,36 @@ describe('the AMQP message mapping', () => {
         messageId: 'm-1',
         headers: {
           a: 'b',
-          'x-delivery-count': 20,
+          // The dead-letter queue's own count (it grows with every deadLetters() read): ignored.
+          'x-delivery-count': 3,
           'x-first-death-reason': 'delivery_limit',
           'x-death': [{ time: { '!': 'timestamp', value: 1_700_000_000 } }],
         },
       }),
       'orders',
       'billing',
+      20,
     )
     expect(letter).toMatchObject({
       topic: 'orders',
       group: 'billing',
       reason: 'RabbitMQ dead-lettered it (delivery_limit)',
-      attempts: 20,
+      attempts: 21,
       lastFailureAt: new Date(1_700_000_000_000).toISOString(),
       message: { id: 'm-1', headers: { a: 'b' } },
     })
+  })
+
+  it('adds the failed attempts of a retry copy to the deliveries the limit allowed', () => {
+    const letter = fromDeadLetterMessage(
+      received({
+        messageId: 'm-2',
+        headers: { [FAILED_ATTEMPTS_HEADER]: 2, 'x-first-death-reason': 'delivery_limit' },
+      }),
+      'orders',
+      'billing',
+      3,
+    )
+    expect(letter.attempts).toBe(6)
   })
 })

@@ -173,12 +173,17 @@ function deathTime(headers: AmqpHeaders): string | undefined {
 /**
  * Reads a message of a dead-letter queue back. A dead letter RabbitMQ made itself (the quorum
  * queue's delivery limit) has no Switchyard headers: its reason names RabbitMQ's
- * (`x-first-death-reason`) and its attempts are the delivery count.
+ * (`x-first-death-reason`), and its attempts are the deliveries the limit allowed
+ * (`deliveryLimit` + 1) plus the failed attempts a retry copy carried. Its `x-delivery-count` is
+ * not used: on a message read from the dead-letter queue it counts that queue's own deliveries
+ * (every `deadLetters()` call returns what it read, which a quorum queue counts), not the group
+ * queue's.
  */
 export function fromDeadLetterMessage(
   message: AmqpMessage,
   topic: string,
   group: string,
+  deliveryLimit = 0,
 ): DeadLetter {
   const headers = message.properties.headers ?? {}
   const kept = userHeaders(headers)
@@ -203,7 +208,10 @@ export function fromDeadLetterMessage(
       text(headers[DEAD_LETTER_HEADERS.reason]) ??
       `RabbitMQ dead-lettered it (${brokerReason ?? 'unknown reason'})`,
     attempts:
-      integer(headers[DEAD_LETTER_HEADERS.attempts]) ?? integer(headers['x-delivery-count']) ?? 0,
+      integer(headers[DEAD_LETTER_HEADERS.attempts]) ??
+      (brokerReason === 'delivery_limit' && deliveryLimit > 0
+        ? (integer(headers[FAILED_ATTEMPTS_HEADER]) ?? 0) + deliveryLimit + 1
+        : 0),
     firstFailureAt: text(headers[DEAD_LETTER_HEADERS.firstFailure]) ?? when,
     lastFailureAt: when,
   }

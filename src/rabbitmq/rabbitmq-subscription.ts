@@ -1,7 +1,16 @@
 /**
  * One subscription: a consumer on the group queue, on its own confirm channel.
  *
- * - Prefetch = `concurrency`; at most `concurrency` handlers run at once.
+ * - At most `concurrency` handlers run at once; the prefetch is `concurrency`, after a slow start:
+ *   a new channel consumes with a prefetch of 1 until the first delivery that is not a
+ *   redelivery, then adds a second consumer with a prefetch of `concurrency - 1` on the same
+ *   channel (the first is kept: cancelling it would race with a delivery on its way and return
+ *   that message to the queue). RabbitMQ hands the messages returned by a crashed or disconnected
+ *   consumer out first, and a quorum queue counts an unsettled delivery against every message the
+ *   dead consumer held. Taking those back one at a time means that a message which kills its
+ *   consumer (a crash loop) is held alone when it does, so only its own count reaches
+ *   `deliveryLimit`; with the full prefetch, the messages delivered with it would come back with
+ *   it after every restart and be dead-lettered with it.
  * - Per key, one at a time: a delivery whose key has a handler running waits in the subscription
  *   (still unacknowledged, so it counts against the prefetch) until that handler settles; then the
  *   key's deliveries start in the order RabbitMQ delivered them. Keyless messages and other keys
@@ -49,7 +58,10 @@ export class RabbitMqSubscription implements Subscription {
   #running = 0
   #idle: (() => void)[] = []
   #channel: ConfirmedChannel | undefined
-  #consumerTag: string | undefined
+  /** The channel's consumers: one during the slow start, then two (see above). */
+  #consumerTags: string[] = []
+  /** Whether the channel consumes with the full prefetch yet (see the slow start above). */
+  #wide = false
   #starting: Promise<void> | undefined
   #restartTimer: NodeJS.Timeout | undefined
   #restartFailures = 0
@@ -99,9 +111,9 @@ export class RabbitMqSubscription implements Subscription {
       this.#setup.onClosed(this)
       // A start still in flight notices the close and closes its own channel (see #open).
       const channel = this.#channel
-      const tag = this.#consumerTag
-      if (channel?.open === true && tag !== undefined)
-        await channel.channel.cancel(tag).catch(() => undefined)
+      const tags = this.#consumerTags
+      if (channel?.open === true)
+        for (const tag of tags) await channel.channel.cancel(tag).catch(() => undefined)
       while (this.#running > 0) await new Promise<void>((resolve) => this.#idle.push(resolve))
       this.#channel = undefined
       this.#waiting = []
@@ -115,7 +127,7 @@ export class RabbitMqSubscription implements Subscription {
     let channel: ConfirmedChannel | undefined
     try {
       channel = new ConfirmedChannel(await connection.createConfirmChannel())
-      await channel.channel.prefetch(concurrency)
+      await channel.channel.prefetch(1) // the slow start; #widen raises it to `concurrency`
       await declareRabbitMqTopology(channel.channel, topology)
       if (this.#closed !== undefined) {
         await channel.close()
@@ -123,13 +135,14 @@ export class RabbitMqSubscription implements Subscription {
       }
       const opened = channel
       this.#channel = opened
+      this.#wide = concurrency === 1
       opened.onClose(() => this.#channelLost(opened, true))
       const { consumerTag } = await opened.channel.consume(
         topology.queue,
         (message) => this.#receive(opened, message),
         { noAck: false },
       )
-      this.#consumerTag = consumerTag
+      this.#consumerTags = [consumerTag]
       if (this.#closed !== undefined && this.#channel === opened) {
         // Closed while the consumer was being set up: closing the channel returns what came.
         this.#channel = undefined
@@ -191,7 +204,7 @@ export class RabbitMqSubscription implements Subscription {
   #channelLost(channel: ConfirmedChannel, resume: boolean): void {
     if (this.#channel !== channel) return
     this.#channel = undefined
-    this.#consumerTag = undefined
+    this.#consumerTags = []
     this.#waiting = this.#waiting.filter((item) => item.channel !== channel)
     if (this.#closed !== undefined) return
     this.#logger.warn({ queue: this.#setup.topology.queue }, 'RabbitMQ consumer channel closed')
@@ -205,9 +218,38 @@ export class RabbitMqSubscription implements Subscription {
       return
     }
     if (channel !== this.#channel) return // a late delivery of a lost channel: it comes again
+    if (!this.#wide && message.fields.redelivered !== true) void this.#widen(channel)
     const key = message.properties.headers?.[KEY_HEADER]
     this.#waiting.push({ message, channel, key: typeof key === 'string' ? key : undefined })
     this.#pump()
+  }
+
+  /**
+   * Ends the slow start: a prefetch applies to the consumers created after it is set, so a second
+   * consumer with the rest of the prefetch joins the first. A failure here means the channel is
+   * failing: it closes, and the subscription resumes on a new one (slow start again).
+   */
+  async #widen(channel: ConfirmedChannel): Promise<void> {
+    this.#wide = true
+    const { topology, concurrency } = this.#setup
+    const current = (): boolean => this.#channel === channel && this.#closed === undefined
+    try {
+      await channel.channel.prefetch(concurrency - 1)
+      if (!current()) return
+      const { consumerTag } = await channel.channel.consume(
+        topology.queue,
+        (message) => this.#receive(channel, message),
+        { noAck: false },
+      )
+      if (current()) this.#consumerTags.push(consumerTag)
+      else await channel.channel.cancel(consumerTag).catch(() => undefined)
+    } catch (error) {
+      this.#logger.warn(
+        { queue: topology.queue, error: reasonOf(error) },
+        'RabbitMQ consumer could not raise its prefetch; its channel will be reopened',
+      )
+      void channel.close()
+    }
   }
 
   /** Starts waiting deliveries while there is room, one per key at a time, in arrival order. */

@@ -17,7 +17,8 @@
  *
  * Subscribing:
  * - `subscribe(topic, handler, { group })` declares the group's topology (idempotent), sets the
- *   prefetch to `concurrency` and consumes the group queue. Retries go through per-delay TTL queues
+ *   prefetch to `concurrency` (after a slow start at 1 that takes redelivered messages back one
+ *   at a time, see rabbitmq-subscription.ts) and consumes the group queue. Retries go through per-delay TTL queues
  *   back to the group queue; dead letters to the group's dead-letter queue.
  * - After a connection loss, the transport reconnects with capped exponential backoff and every
  *   subscription resumes; what was delivered but not acked is delivered again (same id).
@@ -241,7 +242,9 @@ export class RabbitMqTransport implements Publisher, Subscriber, AsyncDisposable
 
   /**
    * Reads up to `limit` (default 100) messages of a group's dead-letter queue, oldest first,
-   * without removing them (they are fetched unacknowledged and returned to the queue).
+   * without removing them (they are fetched unacknowledged and returned to the queue). The
+   * attempts of a dead letter RabbitMQ made itself (the delivery limit) are computed from this
+   * transport's `deliveryLimit`: read with the options the group was declared with.
    */
   async deadLetters(
     topic: string,
@@ -259,7 +262,7 @@ export class RabbitMqTransport implements Publisher, Subscriber, AsyncDisposable
         while (letters.length < limit) {
           const message = await channel.get(topology.deadLetterQueue, { noAck: false })
           if (message === false) break
-          letters.push(fromDeadLetterMessage(message, topic, group))
+          letters.push(fromDeadLetterMessage(message, topic, group, this.#options.deliveryLimit))
         }
         return letters
       },
