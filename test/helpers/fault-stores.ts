@@ -312,12 +312,32 @@ function mariadbTarget(url: string | null): FaultStoreTarget {
           return session
         },
         lockWaits: async () => {
+          // Each waiting statement with what blocks it (the blocker's current statement, or its
+          // age when idle in its transaction), so a stall can be diagnosed from the failure alone.
           const [rows] = await db.query(
-            `SELECT trx_query FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE ?`,
+            `SELECT w.trx_query AS waiting, b.trx_query AS blocking, b.trx_id AS blocker,
+                    TIMESTAMPDIFF(SECOND, b.trx_started, NOW()) AS blocker_age_s,
+                    l.lock_mode AS mode, l.lock_index AS idx
+               FROM information_schema.innodb_trx w
+               LEFT JOIN information_schema.innodb_lock_waits lw ON lw.requesting_trx_id = w.trx_id
+               LEFT JOIN information_schema.innodb_trx b ON b.trx_id = lw.blocking_trx_id
+               LEFT JOIN information_schema.innodb_locks l ON l.lock_id = lw.blocking_lock_id
+              WHERE w.trx_state = 'LOCK WAIT' AND w.trx_query LIKE ?`,
             [`%${database}%`],
           )
-          return (rows as { trx_query: string | null }[]).map((r) =>
-            (r.trx_query ?? '').replace(/\s+/g, ' '),
+          type Wait = {
+            waiting: string | null
+            blocking: string | null
+            blocker: string | null
+            blocker_age_s: number | null
+            mode: string | null
+            idx: string | null
+          }
+          const flat = (text: string | null): string =>
+            (text ?? '').replace(/\s+/g, ' ').slice(0, 300)
+          return (rows as Wait[]).map(
+            (r) =>
+              `${flat(r.waiting)} ⟵ blocked by trx ${r.blocker ?? '?'} (${r.mode ?? '?'} on ${r.idx ?? '?'}, open ${r.blocker_age_s ?? '?'} s, running: ${flat(r.blocking) || 'nothing'})`,
           )
         },
         dispose: async () => {

@@ -54,6 +54,7 @@ import { RecordingLogger } from '../../../src/testing/index.js'
 import { createMysqlPool } from '../../helpers/mysql.js'
 import { createPool, inTransaction, uniqueSchema } from '../../helpers/postgres.js'
 import { TcpProxy } from '../../helpers/tcp-proxy.js'
+import { random } from '../../helpers/crash-harness.js'
 
 const services = inject('services')
 const pgUrl = services.postgres ?? null
@@ -86,18 +87,6 @@ const RELAY = {
   pollIntervalMs: 100,
   backoff: { initialDelay: 50, maxDelay: 500 },
 } as const
-
-/** A small seeded PRNG (mulberry32), so a failing schedule can be replayed. */
-function random(seedValue: number): () => number {
-  let a = seedValue >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
