@@ -231,3 +231,45 @@ describe('OutboxRelay batches', () => {
     expect(released).toEqual(['b1'])
   })
 })
+
+describe('OutboxRelay wake-up hints', () => {
+  it('claims again when a hint arrives while it is claiming, instead of sleeping a poll interval', async () => {
+    let wake: () => void = () => undefined
+    const rows: ClaimedRecord[] = [
+      {
+        id: 'late',
+        topic: 't',
+        key: undefined,
+        keySeq: undefined,
+        type: 'T',
+        body: new Uint8Array([1]),
+        headers: {},
+        attempts: 1,
+        token: 'token',
+      },
+    ]
+    let claims = 0
+    const store: OutboxStore & { listen(w: () => void): Promise<() => Promise<void>> } = {
+      ...idleStore,
+      listen: (w) => {
+        wake = w
+        return Promise.resolve(() => Promise.resolve())
+      },
+      // The first claim runs on a snapshot that misses a row committed meanwhile, whose hint
+      // arrives before the claim returns: exactly when the relay is not idle.
+      claim: () => {
+        if (claims++ === 0) {
+          wake()
+          return Promise.resolve([])
+        }
+        return Promise.resolve(rows.splice(0))
+      },
+      markPublished: (refs) => Promise.resolve(refs.length),
+    }
+    const transport = new InMemoryTransport()
+    const relay = new OutboxRelay({ store, publisher: transport, pollIntervalMs: 60_000 })
+    relay.start()
+    await vi.waitFor(() => expect(transport.published('t')).toHaveLength(1), { timeout: 2000 })
+    await relay.stop()
+  })
+})

@@ -101,6 +101,8 @@ export class OutboxRelay implements AsyncDisposable {
   #loop: Promise<void> | undefined
   #stopping = new AbortController()
   #wake: (() => void) | undefined
+  /** A wake-up hint came while the loop was busy: claim again instead of idling. */
+  #hinted = false
   #inHand: readonly ClaimedRecord[] = []
   #lastStatus = 0
 
@@ -277,7 +279,7 @@ export class OutboxRelay implements AsyncDisposable {
       if (listen !== undefined) {
         stopListening = await this.#bounded(
           'listen',
-          () => listen.call(o.store, () => this.#wake?.()),
+          () => listen.call(o.store, () => this.#hint()),
           (late) => void late().catch(() => undefined),
         ).catch((error: unknown) => {
           logAt(o.logger, 'warn', { err: error }, 'outbox relay could not LISTEN; polling only')
@@ -286,6 +288,7 @@ export class OutboxRelay implements AsyncDisposable {
       }
       while (!stop.aborted) {
         let published = 0
+        this.#hinted = false // rows appended from here on are seen by this claim or hint again
         try {
           published = await this.runOnce()
           errors = 0
@@ -317,7 +320,13 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   /** Waits for the poll interval or a wake-up hint, whichever comes first. */
+  #hint(): void {
+    this.#hinted = true
+    this.#wake?.()
+  }
+
   async #idle(stop: AbortSignal): Promise<void> {
+    if (this.#hinted) return // a hint arrived during the last claim: it may have missed those rows
     const woken = new AbortController()
     const onStop = (): void => woken.abort()
     stop.addEventListener('abort', onStop, { once: true })
