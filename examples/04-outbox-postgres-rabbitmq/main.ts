@@ -34,8 +34,8 @@ async function main(): Promise<void> {
     const outbox = await system.outboxRows()
     const published = outbox.filter((r) => r.state === 'published').length
     say(`  outbox: ${outbox.length} Allocated rows, ${published} published: no consumer group`)
-    say(`  exists yet, so RabbitMQ routes them nowhere; with unroutable: 'reject' they stay`)
-    say('  in the outbox and the relay tries again (the default, accept, would drop them)')
+    say(`  exists yet, so RabbitMQ routes them nowhere; the transport refuses that (its default,`)
+    say(`  unroutable: 'reject'), so they stay in the outbox and the relay tries again`)
 
     say('3. start the reporting service (Consumer, inbox, read model), set to crash once,')
     say('  right after it commits order-2 and before RabbitMQ has the ack')

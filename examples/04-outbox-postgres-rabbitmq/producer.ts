@@ -144,9 +144,8 @@ async function main(): Promise<void> {
   const transport = new RabbitMqTransport({
     connection: () => connect(amqpUrl()), // a factory: the transport reconnects after a loss
     namespace: names.namespace,
-    // No queue bound to the topic yet (no consumer group declared)? Then the publish fails and
-    // the rows stay in the outbox; the default, 'accept', would confirm and drop them.
-    unroutable: 'reject',
+    // No queue bound to the topic yet (no consumer group declared)? Then the publish fails with
+    // SWITCHYARD_UNROUTABLE (the default, unroutable: 'reject') and the rows stay in the outbox.
   })
   const relay = new OutboxRelay({
     store,

@@ -12,7 +12,13 @@
  * - Every store call is bounded by `storeTimeoutMs`: a call on a connection that hangs without an
  *   error (half-open TCP, a silent network) is abandoned, so the loop backs off and carries on.
  */
-import { ConfigurationError, ErrorCode, OutboxStoreError, TransportError } from '../errors.js'
+import {
+  ConfigurationError,
+  ErrorCode,
+  isSwitchyardError,
+  OutboxStoreError,
+  TransportError,
+} from '../errors.js'
 import { type Logger, logAt, silentLogger } from '../core/logger.js'
 import type { Publisher, TransportMessage } from '../transport/publisher.js'
 import { faultPoint } from './fault-points.js'
@@ -186,7 +192,7 @@ export class OutboxRelay implements AsyncDisposable {
         try {
           await this.#publish(topic, rows)
         } catch (error) {
-          const reason = error instanceof Error ? error.message : String(error)
+          const reason = failureReason(error)
           logAt(
             o.logger,
             'warn',
@@ -449,4 +455,13 @@ function groupByTopic(rows: readonly ClaimedRecord[]): Map<string, ClaimedRecord
     else list.push(row)
   }
   return groups
+}
+
+/**
+ * The reason stored with a failed row: the error's message, after its code for a Switchyard error
+ * (`SWITCHYARD_UNROUTABLE: …`), so a dead row says which failure ended it.
+ */
+function failureReason(error: unknown): string {
+  if (isSwitchyardError(error)) return `${error.code}: ${error.message}`
+  return error instanceof Error ? error.message : String(error)
 }

@@ -10,7 +10,7 @@ describe('the RabbitMqTransport options', () => {
       namespace: 'switchyard',
       queueType: 'quorum',
       deliveryLimit: 20,
-      unroutable: 'accept',
+      unroutable: 'reject',
       publishTimeoutMs: 30_000,
       connectTimeoutMs: 10_000,
       contentType: 'application/cloudevents+json',

@@ -19,10 +19,11 @@ export interface RabbitMqTransportOptions {
   /** Quorum queues' `x-delivery-limit` (crash loops end in the dead-letter queue). Default 20; 0: none. */
   readonly deliveryLimit?: number
   /**
-   * A publish RabbitMQ could not route (no group queue is bound to the topic yet): `'accept'`
-   * (default; like the in-memory transport, a topic without groups has no one to deliver to) or
-   * `'reject'` (the publish fails with a retryable `SWITCHYARD_UNROUTABLE`, so an outbox keeps the
-   * message until a group exists; declare groups ahead with `declareTopology`).
+   * A publish RabbitMQ could not route (no group queue is bound to the topic yet): `'reject'`
+   * (default: the publish fails with a retryable `SWITCHYARD_UNROUTABLE`, so an outbox keeps the
+   * message, and retries it, until a group exists; declare groups ahead with `declareTopology`) or
+   * `'accept'` (the publish resolves and RabbitMQ drops the message, like the in-memory transport
+   * where a topic without groups has no one to deliver to: an outbox then marks it published).
    */
   readonly unroutable?: 'accept' | 'reject'
   /** Longest wait for the confirms of one `publish`, ms (`SWITCHYARD_PUBLISH_TIMEOUT`). Default 30,000. */
@@ -69,7 +70,7 @@ export function resolveOptions(options: RabbitMqTransportOptions): ResolvedRabbi
     namespace: options.namespace ?? 'switchyard',
     queueType: options.queueType ?? 'quorum',
     deliveryLimit: options.deliveryLimit ?? 20,
-    unroutable: options.unroutable ?? 'accept',
+    unroutable: options.unroutable ?? 'reject',
     publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
     contentType: options.contentType ?? 'application/cloudevents+json',
     connectTimeoutMs: options.connectTimeoutMs ?? 10_000,

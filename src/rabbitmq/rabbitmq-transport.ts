@@ -10,7 +10,8 @@
  *   RabbitMQ confirmed all of them. A `basic.nack`, the channel or connection closing first, or no
  *   confirm within `publishTimeoutMs` reject it with a retryable `TransportError` (the caller
  *   publishes the batch again: at least once). An unroutable message (no group bound yet) is
- *   accepted, or rejected with `SWITCHYARD_UNROUTABLE` under `unroutable: 'reject'`.
+ *   rejected with the retryable `SWITCHYARD_UNROUTABLE` (the default, `unroutable: 'reject'`), or
+ *   accepted and dropped by RabbitMQ under `unroutable: 'accept'`.
  * - While the connection is down (or RabbitMQ blocks publishers on an alarm), `publish` rejects at
  *   once with a retryable `TransportError`: it never waits for the broker to come back. Only the
  *   very first connect is awaited (bounded by `connectTimeoutMs`).

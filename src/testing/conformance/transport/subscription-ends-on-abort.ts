@@ -58,7 +58,12 @@ export const subscriptionEndsOnAbort: Scenario = {
       group: s.group('never'),
       signal: AbortSignal.abort(),
     })
-    await s.h.publisher.publish(neverTopic, [s.message(), s.message()])
+    // Another group of the topic takes the messages: they were routable and delivered.
+    const witness = new Recorder()
+    await s.h.subscriber.subscribe(neverTopic, witness.handler, { group: s.group('witness') })
+    const offered = [s.message(), s.message()]
+    await s.h.publisher.publish(neverTopic, offered)
+    await s.eventually('the witness group to take them', () => witness.hasHandled(ids(offered)))
     await sleep(150)
     assert.equal(never.deliveries.length, 0, 'a subscription with an aborted signal takes nothing')
 

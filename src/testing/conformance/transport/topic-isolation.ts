@@ -13,6 +13,10 @@ export const topicIsolation: Scenario = {
     const recorders = new Map([orders, ordersEu, ordersDash].map((t) => [t, new Recorder()]))
     for (const [topic, recorder] of recorders)
       await s.h.subscriber.subscribe(topic, recorder.handler, { group, concurrency: 2 })
+    // The fourth topic has a group of another name, so its publish is routable on a transport
+    // that refuses messages no group receives (RabbitMQ's default `unroutable: 'reject'`).
+    const bystander = new Recorder()
+    await s.h.subscriber.subscribe(unwatched, bystander.handler, { group: s.group('bystander') })
     const published = new Map(
       [orders, ordersEu, ordersDash, unwatched].map((t) => [
         t,
@@ -24,6 +28,9 @@ export const topicIsolation: Scenario = {
       await s.eventually(`every message of ${topic}`, () =>
         recorder.hasHandled(ids(published.get(topic)!)),
       )
+    await s.eventually(`every message of ${unwatched}`, () =>
+      bystander.hasHandled(ids(published.get(unwatched)!)),
+    )
     await sleep(100) // room for a stray delivery to show up
     for (const [topic, recorder] of recorders) {
       const own = new Set(ids(published.get(topic)!))
