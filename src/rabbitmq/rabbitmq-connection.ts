@@ -13,6 +13,7 @@
  */
 import { ErrorCode, type Logger, TransportError } from '../index.js'
 import type { AmqpConnection, AmqpConnectionSource } from './rabbitmq-client.js'
+import { within } from './rabbitmq-confirms.js'
 
 /** Where the connection is. */
 export type RabbitMqStatus = 'idle' | 'connecting' | 'up' | 'down' | 'closed'
@@ -163,26 +164,16 @@ export class RabbitMqConnection {
     const source = this.#source
     if (typeof source !== 'function') return source
     const attempt = source()
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new TransportError(
-              `Opening the RabbitMQ connection took longer than ${this.#timing.connectTimeoutMs} ms`,
-              { details: { connectTimeoutMs: this.#timing.connectTimeoutMs } },
-            ),
-          ),
-        this.#timing.connectTimeoutMs,
-      )
-    })
     try {
-      return await Promise.race([attempt, timeout])
+      return await within(
+        attempt,
+        this.#timing.connectTimeoutMs,
+        'Opening the RabbitMQ connection',
+        'operation',
+      )
     } catch (error) {
       attempt.then((late) => late.close()).catch(() => undefined)
       throw error
-    } finally {
-      clearTimeout(timer)
     }
   }
 
