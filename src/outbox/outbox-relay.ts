@@ -250,24 +250,25 @@ export class OutboxRelay implements AsyncDisposable {
       sleep(this.#o.stopTimeoutMs, waited.signal).then(() => !waited.signal.aborted),
     ])
     waited.abort()
-    const { release } = this.#o.store
-    if (timedOut && this.#inHand.length > 0 && release !== undefined) {
-      const inHand = this.#inHand
-      await this.#bounded('release', () => release.call(this.#o.store, inHand))
-    }
+    if (timedOut && this.#inHand.length > 0) await this.#release(this.#inHand)
+  }
+
+  /** Puts claimed rows back, not counted as an attempt, where the store can (bounded like any call). */
+  async #release(rows: readonly ClaimedRecord[]): Promise<void> {
+    const { store } = this.#o
+    const { release } = store
+    if (release !== undefined) await this.#bounded('release', () => release.call(store, rows))
   }
 
   /** Puts rows of the batch back unpublished (not counted as an attempt) where the store can. */
   async #giveBack(rows: readonly ClaimedRecord[]): Promise<void> {
-    const { release } = this.#o.store
     logAt(
       this.#o.logger,
       'info',
       { rows: rows.length },
       'the rest of the batch would outlast its lease; released for the next claim',
     )
-    if (release !== undefined)
-      await this.#bounded('release', () => release.call(this.#o.store, rows))
+    await this.#release(rows)
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -412,15 +413,14 @@ export class OutboxRelay implements AsyncDisposable {
 
   /** Gives back the rows of a claim that completed after it was abandoned. */
   #releaseLate(rows: readonly ClaimedRecord[]): void {
-    const { store, logger } = this.#o
     if (rows.length === 0) return
     logAt(
-      logger,
+      this.#o.logger,
       'warn',
       { rows: rows.length },
       'an abandoned outbox claim completed late; releasing its rows (else they wait for their lease)',
     )
-    if (store.release !== undefined) void store.release(rows).catch(() => undefined)
+    void this.#release(rows).catch(() => undefined)
   }
 
   /** Exponential backoff with full jitter, capped. */
