@@ -24,8 +24,8 @@ import {
   transient,
 } from '../../src/index.js'
 import { MysqlOutboxStore, MysqlUnitOfWork } from '../../src/mysql/index.js'
-import { PgliteOutboxStore, PgliteUnitOfWork } from '../../src/pglite/index.js'
-import { PostgresOutboxStore, PostgresUnitOfWork } from '../../src/postgres/index.js'
+import { fromPglite, PgliteOutboxStore, PgliteUnitOfWork } from '../../src/pglite/index.js'
+import { fromPg, PostgresOutboxStore, PostgresUnitOfWork } from '../../src/postgres/index.js'
 import { createMysqlPool } from '../helpers/mysql.js'
 import { createPool, uniqueSchema } from '../helpers/postgres.js'
 
@@ -111,57 +111,54 @@ interface Fixture {
 const PRODUCTS_DDL =
   'sku varchar(32) PRIMARY KEY, available int NOT NULL, version int NOT NULL DEFAULT 1'
 
+/** A fixture in the PostgreSQL dialect: on a pg pool or on PGlite, the same SQL. */
+async function postgresDialect(
+  db: SqlExecutor,
+  makeStore: (schema: string) => OutboxStore & OutboxMaintenance,
+  begin: (options: {
+    outbox: OutboxWriter
+    repositories: (tx: SqlExecutor) => Products
+  }) => Promise<SqlUnitOfWork<Products>>,
+): Promise<Fixture> {
+  const schema = uniqueSchema()
+  const table = `"${schema}".products`
+  const store = makeStore(schema)
+  await store.ensureSchema()
+  await db.query(`CREATE TABLE ${table} (${PRODUCTS_DDL})`)
+  await db.query(`INSERT INTO ${table} (sku, available) VALUES ('LAMP', 10)`)
+  return {
+    store,
+    begin: (outbox) =>
+      begin({
+        outbox,
+        repositories: (tx) => ({ products: new ProductRepository(tx, table, (n) => `$${n}`) }),
+      }),
+    available: async () =>
+      (await db.query<{ available: number }>(`SELECT available FROM ${table}`)).rows[0]!.available,
+    drop: async () => void (await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)),
+  }
+}
+
 const databases: { name: string; available: boolean; setup: () => Promise<Fixture> }[] = [
   {
     name: 'PostgreSQL (PostgresUnitOfWork)',
     available: pgPool !== undefined,
-    setup: async () => {
-      const pool = pgPool!
-      const schema = uniqueSchema()
-      const table = `"${schema}".products`
-      const store = new PostgresOutboxStore({ pool, schema })
-      await store.ensureSchema()
-      await pool.query(`CREATE TABLE ${table} (${PRODUCTS_DDL})`)
-      await pool.query(`INSERT INTO ${table} (sku, available) VALUES ('LAMP', 10)`)
-      return {
-        store,
-        begin: (outbox) =>
-          PostgresUnitOfWork.begin({
-            pool,
-            outbox,
-            repositories: (tx) => ({ products: new ProductRepository(tx, table, (n) => `$${n}`) }),
-          }),
-        available: async () =>
-          (await pool.query<{ available: number }>(`SELECT available FROM ${table}`)).rows[0]!
-            .available,
-        drop: async () => void (await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)),
-      }
-    },
+    setup: () =>
+      postgresDialect(
+        fromPg(pgPool!),
+        (schema) => new PostgresOutboxStore({ pool: pgPool!, schema }),
+        (options) => PostgresUnitOfWork.begin({ pool: pgPool!, ...options }),
+      ),
   },
   {
     name: 'PGlite (PgliteUnitOfWork)',
     available: true,
-    setup: async () => {
-      const schema = uniqueSchema()
-      const table = `"${schema}".products`
-      const store = new PgliteOutboxStore({ db: pglite, schema })
-      await store.ensureSchema()
-      await pglite.query(`CREATE TABLE ${table} (${PRODUCTS_DDL})`)
-      await pglite.query(`INSERT INTO ${table} (sku, available) VALUES ('LAMP', 10)`)
-      return {
-        store,
-        begin: (outbox) =>
-          PgliteUnitOfWork.begin({
-            db: pglite,
-            outbox,
-            repositories: (tx) => ({ products: new ProductRepository(tx, table, (n) => `$${n}`) }),
-          }),
-        available: async () =>
-          (await pglite.query<{ available: number }>(`SELECT available FROM ${table}`)).rows[0]!
-            .available,
-        drop: async () => void (await pglite.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)),
-      }
-    },
+    setup: () =>
+      postgresDialect(
+        fromPglite(pglite),
+        (schema) => new PgliteOutboxStore({ db: pglite, schema }),
+        (options) => PgliteUnitOfWork.begin({ db: pglite, ...options }),
+      ),
   },
   {
     name: 'MariaDB (MysqlUnitOfWork)',
