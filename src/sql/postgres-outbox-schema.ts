@@ -39,21 +39,24 @@ export function outboxSchemaSql(names: PostgresOutboxNames = {}): string[] {
   const index = (suffix: string): string => `"${(names.table ?? 'outbox').slice(0, 40)}_${suffix}"`
   return [
     `CREATE SCHEMA IF NOT EXISTS ${q.schema}`,
+    // The primary key is the message id: marks find rows by it, and a duplicate append fails on
+    // it. `seq` orders claims and needs no index of its own (the `due` index holds it). A claim
+    // leaves `state` alone (the lease lives in `lease_token` and `available_at`), so claiming
+    // writes no new entry in the indexes whose predicates read `state`.
     `CREATE TABLE IF NOT EXISTS ${q.outbox} (
-  seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  id           text NOT NULL UNIQUE,
+  id           text PRIMARY KEY,
+  seq          bigint GENERATED ALWAYS AS IDENTITY,
   topic        text NOT NULL,
   key          text,
   key_seq      bigint,
   type         text NOT NULL,
   body         bytea NOT NULL,
   headers      jsonb NOT NULL DEFAULT '{}',
-  state        text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'inflight', 'published', 'dead', 'skipped')),
+  state        text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'published', 'dead', 'skipped')),
   attempts     integer NOT NULL DEFAULT 0,
   available_at timestamptz NOT NULL DEFAULT now(),
   lease_owner  text,
   lease_token  uuid,
-  lease_until  timestamptz,
   last_error   text,
   created_at   timestamptz NOT NULL DEFAULT now(),
   published_at timestamptz
@@ -62,11 +65,10 @@ export function outboxSchemaSql(names: PostgresOutboxNames = {}): string[] {
   key      text PRIMARY KEY,
   last_seq bigint NOT NULL
 )`,
-    `CREATE UNIQUE INDEX IF NOT EXISTS ${index('key_seq')} ON ${q.outbox} (key, key_seq) WHERE key IS NOT NULL`,
-    `CREATE INDEX IF NOT EXISTS ${index('due')} ON ${q.outbox} (seq) WHERE state IN ('pending', 'inflight')`,
+    `CREATE INDEX IF NOT EXISTS ${index('due')} ON ${q.outbox} (seq) WHERE state = 'pending'`,
     // The head-of-line check looks for an earlier unpublished row of the key: without this index
     // it reads every earlier row of the key, published ones included.
-    `CREATE INDEX IF NOT EXISTS ${index('open_keys')} ON ${q.outbox} (key, key_seq) WHERE key IS NOT NULL AND state IN ('pending', 'inflight', 'dead')`,
+    `CREATE INDEX IF NOT EXISTS ${index('open_keys')} ON ${q.outbox} (key, key_seq) WHERE key IS NOT NULL AND state IN ('pending', 'dead')`,
     `CREATE INDEX IF NOT EXISTS ${index('published')} ON ${q.outbox} (published_at) WHERE state = 'published'`,
   ]
 }

@@ -288,8 +288,15 @@ export async function openCrashStore(kind: ServerStore, url: string): Promise<Cr
       childEnv: { RELAY_STORE: kind, SWITCHYARD_PG_URL: url, RELAY_SCHEMA: name },
       append: (records) => inTransaction(pool, (tx) => store.append(tx, records)),
       analyze: async () => void (await pool.query(`ANALYZE ${table}`)),
+      // A claimed row stays 'pending' here, holding a live lease: report it as in flight.
       rows: async () =>
-        rowStates((await pool.query(`SELECT ${columns('text')} FROM ${table}`)).rows),
+        rowStates(
+          (
+            await pool.query(
+              `SELECT ${columns('text')}, state = 'pending' AND lease_token IS NOT NULL AND available_at > now() AS leased FROM ${table}`,
+            )
+          ).rows,
+        ),
       drop: async () => {
         await pool.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`)
         await pool.end()
@@ -319,11 +326,11 @@ function rowStates(rows: unknown): RowState[] {
   // MariaDB returns its VARBINARY ids as Buffers.
   const text = (value: string | Buffer | null | undefined): string | null =>
     value === null || value === undefined ? null : value.toString()
-  return (rows as Record<string, string | Buffer | null>[]).map((r) => ({
-    id: text(r.id)!,
-    state: text(r.state)!,
-    publishedAt: text(r.published_at),
-    owner: text(r.owner),
+  return (rows as Record<string, string | Buffer | boolean | null>[]).map((r) => ({
+    id: text(r.id as string)!,
+    state: r.leased === true ? 'inflight' : text(r.state as string)!,
+    publishedAt: text(r.published_at as string | null),
+    owner: text(r.owner as string | null),
   }))
 }
 
