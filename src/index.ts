@@ -91,7 +91,12 @@ export { silentLogger } from './core/logger.js'
 export type { Logger, LogLevel } from './core/logger.js'
 export { uuidv7 } from './core/uuid.js'
 export { validateIdentifier } from './sql/sql-executor.js'
-export type { DialectCapabilities, SqlExecutor, SqlResult } from './sql/sql-executor.js'
+export type {
+  DialectCapabilities,
+  QueryOptions,
+  SqlExecutor,
+  SqlResult,
+} from './sql/sql-executor.js'
 export { SqlUnitOfWork } from './sql/sql-unit-of-work.js'
 export type { OpenTransaction, SqlUnitOfWorkOptions } from './sql/sql-unit-of-work.js'
 export { decodeEnvelope, encodeEnvelope } from './outbox/envelope.js'

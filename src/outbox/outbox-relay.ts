@@ -37,7 +37,16 @@ export interface RelayMetrics {
 export interface WakeUpSource {
   /** Calls `wake` on each hint until the returned function is called. */
   listen(wake: () => void): Promise<() => Promise<void>>
+  /**
+   * How long writers may go without a hint of their own, ms (hints are coalesced over this
+   * window). After a hint or a published batch the relay polls this often, for a while, instead
+   * of waiting `pollIntervalMs`. 0 or absent: every write sends a hint.
+   */
+  readonly hintWindowMs?: number
 }
+
+/** After activity, a relay polls every hint window for this many windows (at least 100 ms). */
+const LINGER_WINDOWS = 10
 
 /** Options of {@link OutboxRelay}. */
 export interface OutboxRelayOptions {
@@ -109,6 +118,8 @@ export class OutboxRelay implements AsyncDisposable {
   #wake: (() => void) | undefined
   /** A wake-up hint came while the loop was busy: claim again instead of idling. */
   #hinted = false
+  /** Until when (performance.now()) the idle loop polls every hint window: see WakeUpSource. */
+  #lingerUntil = 0
   #inHand: readonly ClaimedRecord[] = []
   #lastStatus = 0
 
@@ -317,7 +328,10 @@ export class OutboxRelay implements AsyncDisposable {
           continue
         }
         // Publishing a key's head row makes its next row claimable: claim again at once.
-        if (published > 0) continue
+        if (published > 0) {
+          this.#linger()
+          continue
+        }
         await this.#idle(stop)
       }
     } finally {
@@ -329,7 +343,18 @@ export class OutboxRelay implements AsyncDisposable {
   /** Waits for the poll interval or a wake-up hint, whichever comes first. */
   #hint(): void {
     this.#hinted = true
+    this.#linger()
     this.#wake?.()
+  }
+
+  /**
+   * Writers coalesce their hints (one per window per store): a write right after another one's
+   * hint sends none, and may commit after the claim that hint caused. Polling every window for a
+   * while after activity finds such rows as soon as a hint of their own would have.
+   */
+  #linger(): void {
+    const window = this.#o.store.hintWindowMs ?? 0
+    if (window > 0) this.#lingerUntil = performance.now() + Math.max(100, LINGER_WINDOWS * window)
   }
 
   async #idle(stop: AbortSignal): Promise<void> {
@@ -338,8 +363,11 @@ export class OutboxRelay implements AsyncDisposable {
     const onStop = (): void => woken.abort()
     stop.addEventListener('abort', onStop, { once: true })
     this.#wake = () => woken.abort()
+    const { pollIntervalMs } = this.#o
+    const window = this.#o.store.hintWindowMs ?? 0
+    const lingering = window > 0 && performance.now() < this.#lingerUntil
     try {
-      await sleep(this.#o.pollIntervalMs, woken.signal)
+      await sleep(lingering ? Math.min(window, pollIntervalMs) : pollIntervalMs, woken.signal)
     } finally {
       this.#wake = undefined
       stop.removeEventListener('abort', onStop)

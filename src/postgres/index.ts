@@ -1,6 +1,12 @@
 // switchyard-bus/postgres: the outbox on PostgreSQL through your own `pg` pool. Re-exports only.
 export { fromPg } from './postgres-client.js'
-export type { PgPool, PgPoolClient, PgQueryable } from './postgres-client.js'
+export type {
+  FromPgOptions,
+  PgNamedQuery,
+  PgPool,
+  PgPoolClient,
+  PgQueryable,
+} from './postgres-client.js'
 export { PostgresInboxStore, PostgresOutboxStore } from './postgres-outbox-store.js'
 export type {
   PostgresInboxOptions,

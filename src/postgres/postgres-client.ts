@@ -2,11 +2,35 @@
  * The part of `pg` Switchyard calls, as structural types (no import of `pg`), and `fromPg`, which
  * turns a pool, a pool client or a client inside the user's own `BEGIN` into a `SqlExecutor`.
  */
-import type { SqlExecutor, SqlResult } from '../index.js'
+import type { QueryOptions, SqlExecutor, SqlResult } from '../index.js'
 
-/** Anything with pg's `query(text, values)`: a `Pool`, a `PoolClient` or a `Client`. */
+/** A query with a name: pg prepares it once per connection and reuses the plan. */
+export interface PgNamedQuery {
+  readonly name: string
+  readonly text: string
+  readonly values: unknown[]
+}
+
+/**
+ * Anything with pg's `query(text, values)`, which also takes `query({ name, text, values })`: a
+ * `Pool`, a `PoolClient` or a `Client`.
+ */
 export interface PgQueryable {
-  query(text: string, values?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>
+  query(
+    textOrConfig: string | PgNamedQuery,
+    values?: unknown[],
+  ): Promise<{ rows: unknown[]; rowCount: number | null }>
+}
+
+/** Options of {@link fromPg}. */
+export interface FromPgOptions {
+  /**
+   * Run the statements that come with a name (the stores' own, run again and again) as pg named
+   * statements, parsed and planned once per connection. Default true. Turn it off for a
+   * connection pooler that cannot keep prepared statements (PgBouncer in transaction mode before
+   * 1.21, or without `max_prepared_statements`), or for a `query` of your own that takes text only.
+   */
+  readonly prepare?: boolean
 }
 
 /** A `pg.Pool`: queries, and hands out clients for transactions and LISTEN. */
@@ -27,7 +51,8 @@ export interface PgPoolClient extends PgQueryable {
 
 /**
  * A `SqlExecutor` over a pg pool or client. Pass the client of your open transaction to append to
- * the outbox inside it.
+ * the outbox inside it. Statements the stores run often come with a name, and run as pg named
+ * (prepared) statements, parsed and planned once per connection (see `options.prepare`).
  *
  * @example
  * const client = await pool.connect()
@@ -35,13 +60,18 @@ export interface PgPoolClient extends PgQueryable {
  * await outbox.append(fromPg(client), records)
  * await client.query('COMMIT')
  */
-export function fromPg(queryable: PgQueryable): SqlExecutor {
+export function fromPg(queryable: PgQueryable, options: FromPgOptions = {}): SqlExecutor {
+  const prepare = options.prepare ?? true
   return {
     async query<R extends object>(
       sql: string,
       params: readonly unknown[] = [],
+      hints?: QueryOptions,
     ): Promise<SqlResult<R>> {
-      const result = await queryable.query(sql, [...params])
+      const values = [...params]
+      const result = await (!prepare || hints?.name === undefined
+        ? queryable.query(sql, values)
+        : queryable.query({ name: hints.name, text: sql, values }))
       return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 }
     },
   }

@@ -12,6 +12,11 @@ export type { PostgresInboxOptions, PostgresOutboxOptions }
 export interface PostgresOutboxStoreOptions extends PostgresOutboxOptions {
   /** Your `pg` Pool: the store's own statements (claims, marks) run on it, and LISTEN on one client of it. */
   readonly pool: PgQueryable | PgPool
+  /**
+   * Run the store's statements on the pool as pg named (prepared) statements. Default true; see
+   * `fromPg`'s `prepare` (your appends follow the `fromPg` executor you pass them on).
+   */
+  readonly prepare?: boolean
 }
 
 /**
@@ -23,7 +28,7 @@ export class PostgresOutboxStore extends PostgresOutboxEngine implements WakeUpS
   readonly #pool: PgQueryable | PgPool
 
   constructor(options: PostgresOutboxStoreOptions) {
-    super(fromPg(options.pool), options)
+    super(fromPg(options.pool, { prepare: options.prepare ?? true }), options)
     this.#pool = options.pool
   }
 

@@ -13,6 +13,7 @@
  *   page has room); only the mark to `published` does.
  * - Wake-up: `append` sends one payload-less NOTIFY per call (delivered at commit), a hint only.
  */
+import { createHash } from 'node:crypto'
 import type {
   ClaimedRecord,
   ClaimOptions,
@@ -30,6 +31,7 @@ import {
   qualify,
   type QualifiedNames,
 } from './postgres-outbox-schema.js'
+import { ConfigurationError } from '../errors.js'
 import type { SqlExecutor } from './sql-executor.js'
 import {
   checkAppend,
@@ -47,6 +49,14 @@ export interface PostgresOutboxOptions extends PostgresOutboxNames {
   readonly deadLetters?: 'block' | 'release'
   /** Send a NOTIFY on append (a wake-up hint for relays). Default true. */
   readonly notify?: boolean
+  /**
+   * At most one NOTIFY per this many ms from this store: an append within the window of the
+   * store's previous NOTIFY sends none. Default 10; 0 = one with every append. PostgreSQL
+   * serialises the commits of transactions that sent a NOTIFY (a global lock), so a NOTIFY with
+   * every append caps concurrent producers; relays poll every `hintWindowMs` for a while after
+   * any activity, so a coalesced append is seen as soon as if it had sent its own.
+   */
+  readonly notifyWindowMs?: number
   /**
    * Largest body `append` accepts, in bytes; a larger one fails the append (and so the producer's
    * transaction) with `SWITCHYARD_MESSAGE_TOO_LARGE`. Default 1 MiB, `decodeEnvelope`'s default.
@@ -72,6 +82,11 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance {
   readonly names: QualifiedNames
   readonly #blocking: string
   readonly #notify: boolean
+  readonly #notifyWindowMs: number
+  /** When this store last sent a NOTIFY (performance.now()), for the window. */
+  #lastNotify = Number.NEGATIVE_INFINITY
+  readonly #statements = new Map<string, string>()
+  readonly #shapes = new Map<string, string>()
 
   constructor(
     private readonly db: SqlExecutor,
@@ -80,6 +95,19 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance {
     this.names = qualify(options)
     this.#blocking = options.deadLetters === 'release' ? `('pending')` : `('pending', 'dead')`
     this.#notify = options.notify ?? true
+    this.#notifyWindowMs = options.notifyWindowMs ?? 10
+    if (!(Number.isFinite(this.#notifyWindowMs) && this.#notifyWindowMs >= 0))
+      throw new ConfigurationError('notifyWindowMs must be a number ≥ 0', {
+        details: { option: 'notifyWindowMs' },
+      })
+  }
+
+  /**
+   * How long appends may go without their own wake-up hint (`notifyWindowMs`; 0 when every append
+   * sends one, or none is sent at all): a relay woken by a hint polls this often for a while.
+   */
+  get hintWindowMs(): number {
+    return this.#notify ? this.#notifyWindowMs : 0
   }
 
   async ensureSchema(): Promise<void> {
@@ -98,6 +126,67 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance {
   async append(tx: SqlExecutor, records: readonly OutboxAppend[]): Promise<void> {
     if (records.length === 0) return
     checkAppend(records, this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES)
+    const now = performance.now()
+    const notify = this.#notify && now - this.#lastNotify >= this.#notifyWindowMs
+    if (notify) this.#lastNotify = now
+    const { sql, params } =
+      records.length === 1
+        ? this.#appendOne(records[0]!, notify)
+        : this.#appendMany(records, notify)
+    await this.#run('append', sql, params, tx)
+  }
+
+  /**
+   * One record, the common case (one integration event per transaction): scalar parameters, so
+   * the statement skips the arrays' encoding and `unnest`.
+   */
+  #appendOne(record: OutboxAppend, notify: boolean): { sql: string; params: unknown[] } {
+    const params: unknown[] = [
+      record.id,
+      record.topic,
+      record.type,
+      bodyBuffer(record.body),
+      JSON.stringify(record.headers ?? {}),
+    ]
+    const { outbox, keys: counter } = this.names
+    const columns = `(id, topic, key, key_seq, type, body, headers)`
+    if (record.key === undefined)
+      return {
+        sql: this.#shape(`append-one${notify ? '+notify' : ''}`, () =>
+          this.#withNotify(
+            notify,
+            [],
+            `INSERT INTO ${outbox} ${columns} VALUES ($1, $2, NULL, NULL, $3, $4, $5::jsonb)`,
+            6,
+          ),
+        ),
+        params: this.#notifyParams(params, notify),
+      }
+    params.push(record.key)
+    return {
+      sql: this.#shape(`append-one-keyed${notify ? '+notify' : ''}`, () =>
+        this.#withNotify(
+          notify,
+          [
+            `seqs AS (
+             INSERT INTO ${counter} (key, last_seq) VALUES ($6, 1)
+             ON CONFLICT (key) DO UPDATE SET last_seq = ${counter}.last_seq + 1
+             RETURNING last_seq
+           )`,
+          ],
+          `INSERT INTO ${outbox} ${columns}
+           SELECT $1, $2, $6, s.last_seq, $3, $4, $5::jsonb FROM seqs s`,
+          7,
+        ),
+      ),
+      params: this.#notifyParams(params, notify),
+    }
+  }
+
+  #appendMany(
+    records: readonly OutboxAppend[],
+    notify: boolean,
+  ): { sql: string; params: unknown[] } {
     const counts = new Map<string, number>()
     const ordinals: (number | null)[] = []
     for (const record of records) {
@@ -118,44 +207,76 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance {
       records.map((r) => r.topic),
       records.map((r) => r.key ?? null),
       records.map((r) => r.type),
-      records.map((r) => Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength)),
+      records.map((r) => bodyBuffer(r.body)),
       records.map((r) => JSON.stringify(r.headers ?? {})),
       ordinals,
     ]
-    // One statement, one round trip: the counter rows (keys locked in sorted order), the rows,
-    // and the NOTIFY hint (delivered at commit) when it is on.
-    const ctes: string[] = []
-    let insert: string
-    if (keys.length === 0) {
-      insert = `INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
-           SELECT m.id, m.topic, NULL, NULL, m.type, m.body, m.headers FROM ${columns}`
-    } else {
-      params.push(
-        keys,
-        keys.map((k) => counts.get(k)!),
-      )
-      ctes.push(`seqs AS (
+    if (keys.length === 0)
+      return {
+        sql: this.#shape(`append-many${notify ? '+notify' : ''}`, () =>
+          this.#withNotify(
+            notify,
+            [],
+            `INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
+           SELECT m.id, m.topic, NULL, NULL, m.type, m.body, m.headers FROM ${columns}`,
+            8,
+          ),
+        ),
+        params: this.#notifyParams(params, notify),
+      }
+    params.push(
+      keys,
+      keys.map((k) => counts.get(k)!),
+    )
+    return {
+      sql: this.#shape(`append-many-keyed${notify ? '+notify' : ''}`, () =>
+        this.#withNotify(
+          notify,
+          [
+            `seqs AS (
              INSERT INTO ${counter} (key, last_seq)
              SELECT k.key, k.n FROM unnest($8::text[], $9::bigint[]) AS k(key, n) ORDER BY k.key
              ON CONFLICT (key) DO UPDATE SET last_seq = ${counter}.last_seq + EXCLUDED.last_seq
              RETURNING key, last_seq
-           )`)
-      insert = `INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
+           )`,
+          ],
+          `INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
            SELECT m.id, m.topic, m.key,
                   CASE WHEN m.key IS NULL THEN NULL ELSE s.last_seq - k.n + m.ordinal END,
                   m.type, m.body, m.headers
            FROM ${columns}
            LEFT JOIN seqs s ON s.key = m.key
-           LEFT JOIN unnest($8::text[], $9::bigint[]) AS k(key, n) ON k.key = m.key`
+           LEFT JOIN unnest($8::text[], $9::bigint[]) AS k(key, n) ON k.key = m.key`,
+          10,
+        ),
+      ),
+      params: this.#notifyParams(params, notify),
     }
-    let sql: string
-    if (this.#notify) {
-      // A data-modifying CTE runs to completion whether or not the main query reads it.
-      params.push(this.names.channel)
-      ctes.push(`inserted AS (${insert})`)
-      sql = `WITH ${ctes.join(', ')} SELECT pg_notify($${params.length}, '')`
-    } else sql = ctes.length === 0 ? insert : `WITH ${ctes.join(', ')} ${insert}`
-    await this.#run('append', sql, params, tx)
+  }
+
+  /**
+   * One statement, one round trip: the counter rows (keys locked in sorted order), the rows, and
+   * the NOTIFY hint (delivered at commit) when it is on, its channel the parameter `$channel`.
+   */
+  #withNotify(notify: boolean, ctes: readonly string[], insert: string, channel: number): string {
+    if (!notify) return ctes.length === 0 ? insert : `WITH ${ctes.join(', ')} ${insert}`
+    // A data-modifying CTE runs to completion whether or not the main query reads it.
+    return `WITH ${[...ctes, `inserted AS (${insert})`].join(', ')} SELECT pg_notify($${channel}, '')`
+  }
+
+  #notifyParams(params: unknown[], notify: boolean): unknown[] {
+    if (notify) params.push(this.names.channel)
+    return params
+  }
+
+  /** The text of a statement whose shape never changes for this store, built once. */
+  #shape(shape: string, build: () => string): string {
+    let sql = this.#shapes.get(shape)
+    if (sql === undefined) {
+      sql = build()
+      this.#shapes.set(shape, sql)
+    }
+    return sql
   }
 
   async claim(options: ClaimOptions): Promise<ClaimedRecord[]> {
@@ -296,11 +417,30 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance {
     params: readonly unknown[] = [],
     executor: SqlExecutor = this.db,
   ): Promise<{ rows: R[]; rowCount: number }> {
+    // DDL runs once: not worth a prepared statement.
+    const options = operation === 'ensureSchema' ? {} : { name: this.#statementName(sql) }
     return storeOperation('Outbox', this.names.outbox, operation, () =>
-      executor.query<R>(sql, params),
+      executor.query<R>(sql, params, options),
     )
   }
+
+  /**
+   * The name a statement is prepared under (where the executor prepares: pg). Derived from the
+   * text, so one name never meets two texts, whatever the schema and options of other stores on
+   * the same connection. A store runs a handful of distinct texts, so the map stays small.
+   */
+  #statementName(sql: string): string {
+    let name = this.#statements.get(sql)
+    if (name === undefined) {
+      name = `switchyard_${createHash('sha1').update(sql).digest('hex').slice(0, 24)}`
+      this.#statements.set(sql, name)
+    }
+    return name
+  }
 }
+
+const bodyBuffer = (body: Uint8Array): Buffer =>
+  Buffer.from(body.buffer, body.byteOffset, body.byteLength)
 
 function literal(value: string): string {
   return `'${value.replaceAll("'", "''")}'`

@@ -6,6 +6,8 @@
  * Contract: `query` runs one statement with positional parameters in the dialect's placeholder
  * style (`$1` for PostgreSQL and PGlite, `?` for MySQL/MariaDB); it never begins or commits a
  * transaction by itself; a driver error rejects the promise unchanged (stores wrap it with context).
+ * The optional third argument carries hints (a statement name to prepare under) that an executor
+ * may ignore.
  */
 import { ConfigurationError } from '../errors.js'
 
@@ -15,11 +17,22 @@ export interface SqlResult<R> {
   readonly rowCount: number
 }
 
+/** Hints that come with one statement; an executor may ignore every one of them. */
+export interface QueryOptions {
+  /**
+   * A name for a statement that is run again and again with the same text. An executor whose
+   * driver keeps prepared statements per connection (`fromPg`) parses and plans it once per
+   * connection under this name, instead of on every call. A name always comes with the same text.
+   */
+  readonly name?: string
+}
+
 /** Runs one SQL statement. */
 export interface SqlExecutor {
   query<R extends object = Record<string, unknown>>(
     sql: string,
     params?: readonly unknown[],
+    options?: QueryOptions,
   ): Promise<SqlResult<R>>
 }
 

@@ -8,7 +8,7 @@ import {
   type OutboxAppend,
   type Publisher,
 } from '../../../src/index.js'
-import { PostgresOutboxStore } from '../../../src/postgres/index.js'
+import { fromPg, PostgresOutboxStore } from '../../../src/postgres/index.js'
 import { RecordingLogger } from '../../../src/testing/index.js'
 import { createPool, inTransaction, uniqueSchema } from '../../helpers/postgres.js'
 
@@ -139,6 +139,60 @@ describe.skipIf(pool === undefined)('OutboxRelay on PostgreSQL', () => {
     await inTransaction(pool!, (tx) => store.append(tx, [toRecord('k', 2)]))
     await new Promise((resolve) => setTimeout(resolve, 200))
     expect(transport.published('allocation')).toHaveLength(1)
+  })
+
+  it('sends one NOTIFY per window, and the relay still publishes a coalesced row committed after its claim, long before its poll interval', async () => {
+    let wakes = 0
+    const stopListening = await store.listen(() => wakes++)
+    const transport = new InMemoryTransport()
+    const relay = new OutboxRelay({ store, publisher: transport, pollIntervalMs: 60_000 })
+    try {
+      relay.start()
+      await new Promise((resolve) => setTimeout(resolve, 200)) // LISTEN in place, loop idle
+      // B appends right after A (inside A's window: no NOTIFY of its own) and commits only after
+      // the relay, woken by A's NOTIFY, has published A and found nothing more.
+      const clientB = await pool!.connect()
+      try {
+        await clientB.query('BEGIN')
+        await inTransaction(pool!, (tx) => store.append(tx, [toRecord('a', 1)]))
+        await store.append(fromPg(clientB), [toRecord('b', 1)])
+        await waitFor(() => transport.published('allocation').length === 1, 10_000)
+        await new Promise((resolve) => setTimeout(resolve, 30))
+        await clientB.query('COMMIT')
+      } finally {
+        clientB.release()
+      }
+      const committed = Date.now()
+      await waitFor(() => transport.published('allocation').length === 2, 10_000)
+      expect(Date.now() - committed).toBeLessThan(1000) // the poll interval is 60 s
+      expect(wakes).toBe(1)
+    } finally {
+      await relay.stop()
+      await stopListening()
+    }
+  })
+
+  it('runs its statements as named prepared statements, unless prepare is false', async () => {
+    const prepared = async (prepare: boolean): Promise<string[]> => {
+      const client = await pool!.connect()
+      try {
+        const quiet = new PostgresOutboxStore({ pool: pool!, schema, notify: false })
+        await client.query('BEGIN')
+        await quiet.append(fromPg(client, { prepare }), [toRecord(`k-${String(prepare)}`, 1)])
+        await client.query('COMMIT')
+        const { rows } = await client.query<{ name: string }>(
+          `SELECT name FROM pg_prepared_statements WHERE statement LIKE $1`,
+          [`%"${schema}"%`],
+        )
+        return rows.map((r) => r.name)
+      } finally {
+        client.release(true) // a fresh connection for the next case
+      }
+    }
+    expect(await prepared(false)).toEqual([])
+    const names = await prepared(true)
+    expect(names).toHaveLength(1)
+    expect(names[0]).toMatch(/^switchyard_[0-9a-f]{24}$/)
   })
 
   it('listens again after its LISTEN connection is killed, and wakes the relay once it is back', async () => {
