@@ -53,3 +53,25 @@ describe('identifier validation (RELIABILITY T22)', () => {
     expect(ddl).toContain('"Billing"."Outbox"')
   })
 })
+
+describe('outbox fill factor', () => {
+  it('is 50 by default, takes 10 to 100, and refuses anything else before any SQL runs', () => {
+    expect(outboxSchemaSql().join('\n')).toContain('WITH (fillfactor = 50)')
+    expect(outboxSchemaSql({ fillFactor: 100 }).join('\n')).toContain('WITH (fillfactor = 100)')
+    for (const fillFactor of [9, 101, 50.5, Number.NaN, '50; DROP TABLE t' as unknown as number]) {
+      for (const attempt of [
+        () => outboxSchemaSql({ fillFactor }),
+        () => new PostgresOutboxStore({ pool, fillFactor }),
+        () => new PgliteOutboxStore({ db: pool, fillFactor }),
+      ]) {
+        let failure: unknown
+        try {
+          attempt()
+        } catch (error) {
+          failure = error
+        }
+        expect(isSwitchyardError(failure, ErrorCode.Configuration)).toBe(true)
+      }
+    }
+  })
+})

@@ -93,6 +93,7 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance {
     private readonly options: PostgresOutboxOptions,
   ) {
     this.names = qualify(options)
+    outboxSchemaSql(options) // checks the DDL's options (fillFactor) now, not at ensureSchema
     this.#blocking = options.deadLetters === 'release' ? `('pending')` : `('pending', 'dead')`
     this.#notify = options.notify ?? true
     this.#notifyWindowMs = options.notifyWindowMs ?? 10
