@@ -232,6 +232,68 @@ describe('OutboxRelay batches', () => {
   })
 })
 
+describe('OutboxRelay concurrency', () => {
+  const row = (id: string): ClaimedRecord => ({
+    id,
+    topic: 't',
+    key: id,
+    keySeq: 1,
+    type: 'T',
+    body: new Uint8Array([1]),
+    headers: {},
+    attempts: 1,
+    token: `token-${id}`,
+  })
+
+  it('keeps up to `concurrency` batches in flight, and stop() releases every batch still in hand', async () => {
+    let next = 0
+    const released: string[] = []
+    const store: OutboxStore & Pick<OutboxMaintenance, 'release'> = {
+      ...idleStore,
+      claim: () => Promise.resolve([row(`m${next++}`)]),
+      markPublished: (refs) => Promise.resolve(refs.length),
+      release: (refs) => {
+        released.push(...refs.map((r) => r.id))
+        return Promise.resolve(refs.length)
+      },
+    }
+    let inFlight = 0
+    let most = 0
+    const publisher = {
+      // Confirms never come: every worker ends up holding one batch.
+      publish: () => {
+        most = Math.max(most, ++inFlight)
+        return new Promise<void>(() => undefined)
+      },
+      close: () => Promise.resolve(),
+    }
+    const relay = new OutboxRelay({
+      store,
+      publisher,
+      concurrency: 3,
+      stopTimeoutMs: 50,
+      publishTimeoutMs: 60_000,
+      leaseMs: 120_000,
+    })
+    relay.start()
+    await vi.waitFor(() => expect(inFlight).toBe(3), { timeout: 2000 })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(most).toBe(3) // a fourth batch is never claimed while three are in flight
+    expect(next).toBe(3)
+    await relay.stop()
+    expect(released.sort()).toEqual(['m0', 'm1', 'm2'])
+  })
+
+  it('refuses a concurrency that is not a whole number ≥ 1', () => {
+    for (const concurrency of [0, -1, 1.5, Number.NaN]) {
+      expect(
+        () =>
+          new OutboxRelay({ store: idleStore, publisher: new InMemoryTransport(), concurrency }),
+      ).toThrow(/concurrency must be a whole number ≥ 1/)
+    }
+  })
+})
+
 describe('OutboxRelay wake-up hints', () => {
   it('claims again when a hint arrives while it is claiming, instead of sleeping a poll interval', async () => {
     let wake: () => void = () => undefined

@@ -54,6 +54,14 @@ export interface OutboxRelayOptions {
   readonly publisher: Publisher
   /** Rows per claim. Default 100. */
   readonly batchSize?: number
+  /**
+   * Batches in flight at once, each claimed, published and marked on its own. Default 1. More
+   * overlaps one batch's publish confirms and store calls with the others' (for a broker whose
+   * confirms take a while, `batchSize` × `concurrency` is the number of messages awaiting a
+   * confirm). Order per key holds whatever the value: a key's next row cannot be claimed while
+   * the row before it is in flight.
+   */
+  readonly concurrency?: number
   /** Lease per claim, ms. Default 30,000. Must exceed `publishTimeoutMs`. */
   readonly leaseMs?: number
   /** Longest wait for a publish to be confirmed, ms. Default 10,000. */
@@ -115,12 +123,14 @@ export class OutboxRelay implements AsyncDisposable {
   readonly #maxDelay: number
   #loop: Promise<void> | undefined
   #stopping = new AbortController()
-  #wake: (() => void) | undefined
-  /** A wake-up hint came while the loop was busy: claim again instead of idling. */
-  #hinted = false
+  /** Wakes every idle worker of the loop. */
+  readonly #wakers = new Set<() => void>()
+  /** Wake-up hints so far: a worker that saw one arrive during its claim claims again. */
+  #hints = 0
   /** Until when (performance.now()) the idle loop polls every hint window: see WakeUpSource. */
   #lingerUntil = 0
-  #inHand: readonly ClaimedRecord[] = []
+  /** The batches claimed and not yet settled, for `stop()` to release. */
+  readonly #inHand = new Set<readonly ClaimedRecord[]>()
   #lastStatus = 0
 
   constructor(options: OutboxRelayOptions) {
@@ -128,6 +138,7 @@ export class OutboxRelay implements AsyncDisposable {
       store: options.store,
       publisher: options.publisher,
       batchSize: options.batchSize ?? 100,
+      concurrency: options.concurrency ?? 1,
       leaseMs: options.leaseMs ?? 30_000,
       publishTimeoutMs: options.publishTimeoutMs ?? 10_000,
       pollIntervalMs: options.pollIntervalMs ?? 1000,
@@ -145,6 +156,7 @@ export class OutboxRelay implements AsyncDisposable {
     const problems: string[] = []
     for (const [name, value] of Object.entries({
       batchSize: o.batchSize,
+      concurrency: o.concurrency,
       leaseMs: o.leaseMs,
       publishTimeoutMs: o.publishTimeoutMs,
       pollIntervalMs: o.pollIntervalMs,
@@ -184,7 +196,7 @@ export class OutboxRelay implements AsyncDisposable {
     )
     if (claimed.length === 0) return 0
     faultPoint('relay.after-claim')
-    this.#inHand = claimed
+    this.#inHand.add(claimed)
     let published = 0
     let failed = 0
     let dead = 0
@@ -242,7 +254,7 @@ export class OutboxRelay implements AsyncDisposable {
         }
       }
     } finally {
-      this.#inHand = []
+      this.#inHand.delete(claimed)
     }
     await this.#report({ published, failed, dead })
     return published
@@ -251,7 +263,7 @@ export class OutboxRelay implements AsyncDisposable {
   /** Stops claiming, waits for the batch in hand (up to `stopTimeoutMs`), then releases what is left. */
   async stop(): Promise<void> {
     this.#stopping.abort()
-    this.#wake?.()
+    this.#wakeAll()
     const loop = this.#loop
     if (loop === undefined) return
     // The wait is cancelled as soon as the loop ends, so no timer outlives stop().
@@ -261,7 +273,7 @@ export class OutboxRelay implements AsyncDisposable {
       sleep(this.#o.stopTimeoutMs, waited.signal).then(() => !waited.signal.aborted),
     ])
     waited.abort()
-    if (timedOut && this.#inHand.length > 0) await this.#release(this.#inHand)
+    if (timedOut && this.#inHand.size > 0) await this.#release([...this.#inHand].flat())
   }
 
   /** Puts claimed rows back, not counted as an attempt, where the store can (bounded like any call). */
@@ -291,7 +303,6 @@ export class OutboxRelay implements AsyncDisposable {
     const stop = this.#stopping.signal
     o.signal?.addEventListener('abort', () => this.#stopping.abort(), { once: true })
     let stopListening: (() => Promise<void>) | undefined
-    let errors = 0
     try {
       const { listen } = o.store
       if (listen !== undefined) {
@@ -304,47 +315,59 @@ export class OutboxRelay implements AsyncDisposable {
           return undefined
         })
       }
-      while (!stop.aborted) {
-        let published = 0
-        this.#hinted = false // rows appended from here on are seen by this claim or hint again
-        try {
-          published = await this.runOnce()
-          errors = 0
-        } catch (error) {
-          errors++
-          logAt(
-            o.logger,
-            'error',
-            { err: error, consecutiveErrors: errors },
-            'outbox relay batch failed; backing off',
-          )
-          await sleep(
-            Math.min(
-              Math.max(this.#initialDelay, o.pollIntervalMs) * 2 ** Math.min(errors, 16),
-              o.pollIntervalMs * 30,
-            ),
-            stop,
-          )
-          continue
-        }
-        // Publishing a key's head row makes its next row claimable: claim again at once.
-        if (published > 0) {
-          this.#linger()
-          continue
-        }
-        await this.#idle(stop)
-      }
+      await Promise.all(Array.from({ length: o.concurrency }, () => this.#work(stop)))
     } finally {
       if (stopListening !== undefined)
         await this.#bounded('unlisten', stopListening).catch(() => undefined)
     }
   }
 
+  /** One worker of the loop: a batch at a time, until stopped. */
+  async #work(stop: AbortSignal): Promise<void> {
+    const o = this.#o
+    let errors = 0
+    while (!stop.aborted) {
+      let published = 0
+      const hints = this.#hints // rows appended after this are seen by this claim or hint again
+      try {
+        published = await this.runOnce()
+        errors = 0
+      } catch (error) {
+        errors++
+        logAt(
+          o.logger,
+          'error',
+          { err: error, consecutiveErrors: errors },
+          'outbox relay batch failed; backing off',
+        )
+        await sleep(
+          Math.min(
+            Math.max(this.#initialDelay, o.pollIntervalMs) * 2 ** Math.min(errors, 16),
+            o.pollIntervalMs * 30,
+          ),
+          stop,
+        )
+        continue
+      }
+      // Publishing a key's head row makes its next row claimable: claim again at once.
+      if (published > 0) {
+        this.#linger()
+        continue
+      }
+      // A hint that arrived during the claim may be for rows it missed: claim again.
+      if (this.#hints === hints) await this.#idle(stop)
+    }
+  }
+
   /** Waits for the poll interval or a wake-up hint, whichever comes first. */
   #hint(): void {
-    this.#hinted = true
+    this.#hints++
     this.#linger()
-    this.#wake?.()
+    this.#wakeAll()
+  }
+
+  #wakeAll(): void {
+    for (const wake of this.#wakers) wake()
   }
 
   /**
@@ -358,18 +381,18 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   async #idle(stop: AbortSignal): Promise<void> {
-    if (this.#hinted) return // a hint arrived during the last claim: it may have missed those rows
     const woken = new AbortController()
     const onStop = (): void => woken.abort()
     stop.addEventListener('abort', onStop, { once: true })
-    this.#wake = () => woken.abort()
+    const wake = (): void => woken.abort()
+    this.#wakers.add(wake)
     const { pollIntervalMs } = this.#o
     const window = this.#o.store.hintWindowMs ?? 0
     const lingering = window > 0 && performance.now() < this.#lingerUntil
     try {
       await sleep(lingering ? Math.min(window, pollIntervalMs) : pollIntervalMs, woken.signal)
     } finally {
-      this.#wake = undefined
+      this.#wakers.delete(wake)
       stop.removeEventListener('abort', onStop)
     }
   }

@@ -126,6 +126,39 @@ describe.skipIf(pool === undefined)('OutboxRelay on PostgreSQL', () => {
     ])
   })
 
+  it('with several batches in flight (concurrency 4), still publishes each key in commit order', async () => {
+    const keys = ['a', 'b', 'c', 'd', 'e']
+    for (let n = 1; n <= 40; n++)
+      await inTransaction(pool!, (tx) =>
+        store.append(
+          tx,
+          keys.map((k) => toRecord(k, n)),
+        ),
+      )
+    let inFlight = 0
+    let most = 0
+    const transport = new InMemoryTransport()
+    const slow: Publisher = {
+      publish: async (topic, messages) => {
+        most = Math.max(most, ++inFlight)
+        await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 10))
+        inFlight--
+        await transport.publish(topic, messages)
+      },
+      close: () => Promise.resolve(),
+    }
+    const relay = new OutboxRelay({ store, publisher: slow, batchSize: 2, concurrency: 4 })
+    relay.start()
+    await waitFor(() => transport.published('allocation').length === 200, 20_000)
+    await relay.stop()
+    expect(most).toBeGreaterThan(1)
+    const seen = transport.published('allocation').map((m) => payloadOf(m.body))
+    const inOrder = Array.from({ length: 40 }, (_, i) => i + 1)
+    for (const k of keys)
+      expect(seen.filter((p) => p.orderId === k).map((p) => p.n)).toEqual(inOrder)
+    expect((await store.status()).published).toBe(200)
+  })
+
   it('runs as a loop, wakes on NOTIFY long before its poll interval, and stops gracefully', async () => {
     const transport = new InMemoryTransport()
     const relay = new OutboxRelay({ store, publisher: transport, pollIntervalMs: 60_000 })
