@@ -4,6 +4,7 @@
  *
  *   npm run bench:rabbitmq          # node --expose-gc --import tsx bench/rabbitmq/main.ts
  *   BENCH_QUICK=1 npm run bench:rabbitmq    # smoke run, smaller and shorter
+ *   SWITCHYARD_BENCH_RABBITMQ_ONLY=consumer npm run bench:rabbitmq    # one measurement (or =relay)
  *
  * 1. relay (relay.ts): an `OutboxRelay` draining a prefilled `PostgresOutboxStore` through
  *    `RabbitMqTransport`, against amqplib publishing the same messages on a confirm channel with
@@ -26,11 +27,16 @@ import { cpus, loadavg } from 'node:os'
 import { collect } from '../dispatch/harness.js'
 import { postgresBackend } from '../outbox/backends.js'
 import { type Broker, openBroker } from './broker.js'
-import { measureConsumer } from './consumer.js'
-import { measureRelay } from './relay.js'
+import { type ConsumerBenchResult, measureConsumer } from './consumer.js'
+import { measureRelay, type RelayBenchResult } from './relay.js'
 import { printRabbitMqJson, printRabbitMqReport, type RabbitMqFigures } from './report.js'
+import { samples } from './samples.js'
 
 const QUICK = (process.env.BENCH_QUICK ?? '') !== '' && process.env.BENCH_QUICK !== '0'
+/** `relay` or `consumer`: run that measurement only (the other's rows then read NaN). */
+const ONLY = setting('SWITCHYARD_BENCH_RABBITMQ_ONLY')
+if (ONLY !== undefined && ONLY !== 'relay' && ONLY !== 'consumer')
+  throw new Error('SWITCHYARD_BENCH_RABBITMQ_ONLY must be relay or consumer')
 const PG_URL = setting('SWITCHYARD_PG_URL') ?? 'postgres://postgres@127.0.0.1:5432/test'
 const AMQP_URL = setting('SWITCHYARD_AMQP_URL') ?? 'amqp://guest:guest@127.0.0.1:5672'
 /** Confirms in flight on the bare publisher (the brief's baseline). */
@@ -40,8 +46,9 @@ const RELAY = {
   rounds: QUICK ? 1 : 3,
   /** ~4 rows per key at 20k: every claim of 100 finds 100 keys with a head row, to the end. */
   keys: 5000,
-  batchSize: 100,
-  bigBatchSize: 1000,
+  /** 4 batches of 250 in flight: at most 1,000 messages await a confirm, the bare side's window. */
+  batchSize: 250,
+  concurrency: 4,
   window: WINDOW,
 }
 const CONSUMER = {
@@ -115,12 +122,18 @@ async function measure(): Promise<RabbitMqFigures> {
       progress(`${label} took ${((performance.now() - start) / 1000).toFixed(1)} s`)
       return value
     }
-    const relay = await timed('relay PostgreSQL → RabbitMQ', () =>
-      measureRelay(backend, broker, RELAY, progress),
-    )
-    const consumer = await timed('consumer RabbitMQ → PostgreSQL', () =>
-      measureConsumer(backend, PG_URL, broker, CONSUMER, progress),
-    )
+    const relay =
+      ONLY === 'consumer'
+        ? skippedRelay()
+        : await timed('relay PostgreSQL → RabbitMQ', () =>
+            measureRelay(backend, broker, RELAY, progress),
+          )
+    const consumer =
+      ONLY === 'relay'
+        ? skippedConsumer()
+        : await timed('consumer RabbitMQ → PostgreSQL', () =>
+            measureConsumer(backend, PG_URL, broker, CONSUMER, progress),
+          )
     return {
       services: `PostgreSQL: ${postgres}; RabbitMQ ${broker.version}, namespace ${broker.namespace} (deleted after the run)`,
       load: { before, after: loadavg()[0] ?? Number.NaN },
@@ -131,6 +144,23 @@ async function measure(): Promise<RabbitMqFigures> {
     await broker.remove()
   }
 }
+
+const noSplit = { publishShare: [], publishMs: [], storeMs: [] }
+const skippedRelay = (): RelayBenchResult => ({
+  rows: 0,
+  keys: 0,
+  bare: samples(),
+  relay: samples(),
+  relaySerial: samples(),
+  split: { relay: noSplit, relaySerial: noSplit },
+})
+const skippedConsumer = (): ConsumerBenchResult => ({
+  messages: 0,
+  concurrency: CONSUMER.concurrency,
+  bare: samples(),
+  bareInbox: samples(),
+  consumer: samples(),
+})
 
 const reason = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 

@@ -7,12 +7,13 @@
  *   transport sets (persistent, mandatory, id, key header), to the run's topic exchange, routed to
  *   the group queue the relay fills. No database on this side: it is the broker's and the driver's
  *   own speed, what a relay could reach at best.
- * - relay: one `OutboxRelay` (`PostgresOutboxStore`, `RabbitMqTransport`, `batchSize` 100, other
- *   options default) calling `runOnce()` until every row is published. Its publisher is the
- *   transport behind a wrapper that adds up the time spent inside `publish` (the rest of the drain
- *   is the store's claims and marks), to show where the time goes.
- * - relay, batch 1,000 (info): the same with `batchSize` 1,000, as many confirms in flight per
- *   batch as the baseline's window.
+ * - relay: one `OutboxRelay` (`PostgresOutboxStore`, `RabbitMqTransport`) with `batchSize` 250 and
+ *   `concurrency` 4: four batches in flight, so at most 1,000 messages await a confirm, the
+ *   baseline's window. It runs its loop (`start()`) until every row is marked published (counted
+ *   through `onMetrics`), then `stop()`. Its publisher and store sit behind wrappers that add up
+ *   the time spent inside `publish` and inside `claim`/`markPublished`, to show where time goes.
+ * - relay, defaults (info): `batchSize` 100, `concurrency` 1: one batch at a time, each waiting
+ *   for its confirms before the next claim.
  *
  * Before each timed drain the queue is purged; on the relay side the outbox is truncated, filled
  * with `rows` rows (keys drawn from `keys` values, so every claim of 100 finds 100 keys with a head
@@ -35,8 +36,9 @@ export interface RelayBenchOptions {
   readonly rows: number
   readonly rounds: number
   readonly keys: number
+  /** The measured relay: rows per claim and batches in flight. */
   readonly batchSize: number
-  readonly bigBatchSize: number
+  readonly concurrency: number
   /** Confirms in flight on the bare side. */
   readonly window: number
 }
@@ -47,19 +49,20 @@ export interface RelayBenchResult {
   readonly keys: number
   readonly bare: Samples
   readonly relay: Samples
-  readonly relayBig: Samples
+  readonly relaySerial: Samples
   /** Where a relay's batches spent their time, per round. */
-  readonly split: { readonly relay: BatchSplit; readonly relayBig: BatchSplit }
+  readonly split: { readonly relay: BatchSplit; readonly relaySerial: BatchSplit }
 }
 
-type Case = 'bare' | 'relay' | 'relayBig'
+type Case = 'bare' | 'relay' | 'relaySerial'
 
-/** Per round: the share of the drain inside `publish`, and ms per batch in and outside it. */
+/** Per round: where a batch spends its time, summed over workers. */
 export interface BatchSplit {
+  /** Time inside `publish` / (time inside `publish` + time inside the store's claim and mark). */
   readonly publishShare: number[]
   /** One `publish` call (a batch, confirms included). */
   readonly publishMs: number[]
-  /** The rest of a batch: the store's claim and mark. */
+  /** One batch's claim and mark. */
   readonly storeMs: number[]
 }
 
@@ -67,6 +70,34 @@ const split = (): BatchSplit => ({ publishShare: [], publishMs: [], storeMs: [] 
 
 const GROUP = 'relay'
 const FILL_BATCH = 1000
+
+/**
+ * Adds up the time the store spends in `claim` and `markPublished`, by shadowing the two methods
+ * on the instance (its private fields rule out a wrapper object); `restore` takes them off.
+ */
+function timeStore(store: BenchStore): { ms: () => number; restore: () => void } {
+  let ms = 0
+  const timed =
+    <A extends unknown[], R>(f: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const start = performance.now()
+      try {
+        return await f(...args)
+      } finally {
+        ms += performance.now() - start
+      }
+    }
+  const own = store as { claim: BenchStore['claim']; markPublished: BenchStore['markPublished'] }
+  own.claim = timed(store.claim.bind(store))
+  own.markPublished = timed(store.markPublished.bind(store))
+  return {
+    ms: () => ms,
+    restore: () => {
+      delete (own as Partial<typeof own>).claim
+      delete (own as Partial<typeof own>).markPublished
+    },
+  }
+}
 
 /** A publisher that adds up the time spent in the transport's `publish`. */
 class TimedPublisher implements Publisher {
@@ -111,10 +142,10 @@ export async function measureRelay(
       keys: options.keys,
       bare: samples(),
       relay: samples(),
-      relayBig: samples(),
-      split: { relay: split(), relayBig: split() },
+      relaySerial: samples(),
+      split: { relay: split(), relaySerial: split() },
     }
-    const cases: Case[] = ['bare', 'relay', 'relayBig']
+    const cases: Case[] = ['bare', 'relay', 'relaySerial']
     for (let r = 0; r < options.rounds; r++) {
       for (let k = 0; k < cases.length; k++) {
         const c = cases[(k + r) % cases.length]!
@@ -128,13 +159,22 @@ export async function measureRelay(
         } else {
           await prefill(db, store, records)
           const publisher = new TimedPublisher(transport)
-          const batchSize = c === 'relay' ? options.batchSize : options.bigBatchSize
-          const relay = new OutboxRelay({ store, publisher, batchSize, owner: `bench-${c}` })
-          const ms = await timeCase(result[c], options.rows, () => drain(relay, options.rows))
+          const timed = timeStore(store)
+          const shape =
+            c === 'relay'
+              ? { batchSize: options.batchSize, concurrency: options.concurrency }
+              : { batchSize: 100, concurrency: 1 }
+          try {
+            await timeCase(result[c], options.rows, () =>
+              drain(store, publisher, shape, `bench-${c}`, options.rows),
+            )
+          } finally {
+            timed.restore()
+          }
           const where = result.split[c]
-          where.publishShare.push(publisher.ms / ms)
+          where.publishShare.push(publisher.ms / (publisher.ms + timed.ms()))
           where.publishMs.push(publisher.ms / publisher.calls)
-          where.storeMs.push((ms - publisher.ms) / publisher.calls)
+          where.storeMs.push(timed.ms() / publisher.calls)
         }
         const queued = await broker.ready(topology.queue)
         if (queued !== options.rows)
@@ -167,12 +207,43 @@ async function prefill(
   await db.sql.query(`ANALYZE ${outbox}, ${keys}`)
 }
 
-/** `runOnce()` until `rows` rows are published; one relay alone always finds a head row. */
-async function drain(relay: OutboxRelay, rows: number): Promise<void> {
+/**
+ * Runs a relay's loop until `rows` rows were marked published (its `onMetrics` counts them), then
+ * stops it. A relay that publishes nothing for STALL_MS while rows remain has a bug: fail.
+ */
+async function drain(
+  store: BenchStore,
+  publisher: Publisher,
+  shape: { readonly batchSize: number; readonly concurrency: number },
+  owner: string,
+  rows: number,
+): Promise<void> {
   let published = 0
-  while (published < rows) {
-    const n = await relay.runOnce()
-    if (n === 0) throw new Error(`the relay found nothing with ${rows - published} rows left`)
-    published += n
+  let done: () => void = () => undefined
+  const finished = new Promise<void>((resolve) => (done = resolve))
+  const relay = new OutboxRelay({
+    store,
+    publisher,
+    ...shape,
+    owner,
+    statusIntervalMs: 0,
+    onMetrics: (m) => {
+      published += m.published
+      if (published >= rows) done()
+    },
+  })
+  relay.start()
+  try {
+    let last = -1
+    while (published < rows) {
+      if (published === last) throw new Error(`the relay stalled with ${rows - published} rows left`)
+      last = published
+      await Promise.race([finished, new Promise((resolve) => setTimeout(resolve, STALL_MS))])
+    }
+  } finally {
+    await relay.stop()
   }
 }
+
+/** No progress for this long while rows remain means the relay is stuck. */
+const STALL_MS = 10_000

@@ -42,14 +42,14 @@ function ratiosOf(f: Measured): Ratio[] {
   const { relay, consumer } = f
   return [
     {
-      name: 'relay, batch 100 / bare publish',
+      name: 'relay, 4 × 250 in flight / bare publish',
       top: relay.relay,
       bottom: relay.bare,
       target: TARGETS.relay,
     },
     {
-      name: 'relay, batch 1,000 / bare publish (info)',
-      top: relay.relayBig,
+      name: 'relay, defaults (1 × 100) / bare publish (info)',
+      top: relay.relaySerial,
       bottom: relay.bare,
       target: undefined,
     },
@@ -105,8 +105,8 @@ export function printRabbitMqReport(f: RabbitMqFigures, info: RabbitMqRunInfo): 
       ['case (messages per second)', 'median', 'min', 'max', 'MAD', 'node CPU µs/msg'],
       [
         row('relay: bare amqplib, 1,000 confirms in flight', relay.bare),
-        row('relay: OutboxRelay batch 100 → RabbitMqTransport', relay.relay),
-        row('relay: OutboxRelay batch 1,000 (info)', relay.relayBig),
+        row('relay: OutboxRelay batch 250 × concurrency 4 → RabbitMqTransport', relay.relay),
+        row('relay: OutboxRelay defaults, batch 100 × 1 (info)', relay.relaySerial),
         row(`consume: bare amqplib, prefetch ${c}, BEGIN; INSERT; COMMIT`, consumer.bare),
         row('consume: bare + hand-written inbox INSERT (info)', consumer.bareInbox),
         row(`consume: Consumer + inbox + PostgresUnitOfWork, concurrency ${c}`, consumer.consumer),
@@ -116,12 +116,12 @@ export function printRabbitMqReport(f: RabbitMqFigures, info: RabbitMqRunInfo): 
   console.log('')
   const where = (label: string, b: BatchSplit): string =>
     `${label}: ${fmt(median(b.publishMs), 2)} ms per publish (confirms included, ` +
-    `${fmt(median(b.publishShare) * 100, 0)}% of the drain), ${fmt(median(b.storeMs), 2)} ms per batch in the store (claim + mark)`
+    `${fmt(median(b.publishShare) * 100, 0)}% of the relay's busy time), ${fmt(median(b.storeMs), 2)} ms per batch in the store (claim + mark)`
   console.log(
     `relay: ${relay.rows.toLocaleString('en-US')} rows per drain, keys from ${relay.keys.toLocaleString('en-US')}`,
   )
-  console.log(`  ${where('batch 100', relay.split.relay)}`)
-  console.log(`  ${where('batch 1,000', relay.split.relayBig)}`)
+  console.log(`  ${where('250 × 4', relay.split.relay)}`)
+  console.log(`  ${where('100 × 1', relay.split.relaySerial)}`)
   console.log(
     `consume: ${consumer.messages.toLocaleString('en-US')} messages per drain, one pg pool of ${c} connections on both sides`,
   )
