@@ -236,7 +236,8 @@ async function drain(
   try {
     let last = -1
     while (published < rows) {
-      if (published === last) throw new Error(`the relay stalled with ${rows - published} rows left`)
+      if (published === last)
+        throw new Error(`the relay stalled with ${rows - published} rows left`)
       last = published
       await Promise.race([finished, new Promise((resolve) => setTimeout(resolve, STALL_MS))])
     }
