@@ -107,6 +107,8 @@ export type {
   ClaimRef,
   FailureOptions,
   FailureOutcome,
+  MarkAndClaim,
+  MarkAndClaimResult,
   OutboxAppend,
   OutboxMaintenance,
   OutboxStatus,

@@ -5,7 +5,9 @@
  *   transaction of `SELECT … ORDER BY seq LIMIT 100 FOR UPDATE SKIP LOCKED`, publish, `UPDATE … SET
  *   published = true`. It publishes to an `InMemoryTransport` too, so both sides do the same work
  *   outside the database.
- * - relay: one `OutboxRelay` (batchSize 100, defaults otherwise) calling `runOnce()` in a loop.
+ * - relay: one `OutboxRelay` (batchSize 100, defaults otherwise) running its loop (`start()`)
+ *   until its `onMetrics` counted every row published, then `stop()`: the loop marks each batch
+ *   in the next batch's claim, as a deployed relay does.
  * - 2 relays (PostgreSQL only): two `OutboxRelay`s at once, each on a store with a pool of its own.
  *
  * Each timed drain starts from the same state: the table truncated, ROWS rows appended in
@@ -77,7 +79,11 @@ export async function measureRelayThroughput(
           const heapBefore = heapUsed()
           const start = performance.now()
           if (c === 'baseline') await drainPlain(db, session, transport, options.batchSize)
-          else await drainRelays(relaysFor(c, stores, transport, options), options.rows)
+          else
+            await drainRelays(
+              (counter) => relaysFor(c, stores, transport, options, counter),
+              options.rows,
+            )
           const rowsPerSecond = options.rows / ((performance.now() - start) / 1000)
           result[c]?.push(rowsPerSecond)
           if (c === 'relay' && r === 0) {
@@ -103,6 +109,7 @@ function relaysFor(
   stores: readonly [BenchStore, BenchStore],
   transport: InMemoryTransport,
   options: RelayThroughputOptions,
+  onPublished: (n: number) => void,
 ): OutboxRelay[] {
   const used = c === 'relay' ? [stores[0]] : stores
   return used.map(
@@ -112,6 +119,8 @@ function relaysFor(
         publisher: transport,
         batchSize: options.batchSize,
         owner: `bench-${i}`,
+        statusIntervalMs: 0,
+        onMetrics: (m) => onPublished(m.published),
       }),
   )
 }
@@ -176,29 +185,32 @@ const toMessage = (r: PlainRow): TransportMessage => ({
 })
 
 /**
- * Runs every relay's `runOnce()` in a loop until `rows` rows were published between them. With
- * two relays one may find nothing claimable while the other holds the head rows of the remaining
- * keys (order per key); it then waits a millisecond and tries again.
+ * Starts every relay's loop and waits until `rows` rows were marked published between them (their
+ * `onMetrics` counts), then stops them. No progress for STALL_MS while rows remain is a bug: fail.
  */
-async function drainRelays(relays: readonly OutboxRelay[], rows: number): Promise<void> {
+async function drainRelays(
+  make: (onPublished: (n: number) => void) => OutboxRelay[],
+  rows: number,
+): Promise<void> {
   let published = 0
-  await Promise.all(
-    relays.map(async (relay) => {
-      let idleSince: number | undefined
-      while (published < rows) {
-        const n = await relay.runOnce()
-        published += n
-        if (n > 0) {
-          idleSince = undefined
-          continue
-        }
-        idleSince ??= performance.now()
-        if (performance.now() - idleSince > STALL_MS)
-          throw new Error(`relay stalled with ${rows - published} rows unpublished`)
-        await sleep(1)
-      }
-    }),
-  )
+  let done: () => void = () => undefined
+  const finished = new Promise<void>((resolve) => (done = resolve))
+  const relays = make((n) => {
+    published += n
+    if (published >= rows) done()
+  })
+  for (const relay of relays) relay.start()
+  try {
+    let last = -1
+    while (published < rows) {
+      if (published === last)
+        throw new Error(`relay stalled with ${rows - published} rows unpublished`)
+      last = published
+      await Promise.race([finished, sleep(STALL_MS)])
+    }
+  } finally {
+    await Promise.all(relays.map((relay) => relay.stop()))
+  }
 }
 
 function checkPublished(c: Case, transport: InMemoryTransport, rows: number): void {

@@ -4,6 +4,7 @@ import {
   ErrorCode,
   InMemoryTransport,
   isSwitchyardError,
+  type MarkAndClaim,
   type OutboxMaintenance,
   OutboxRelay,
   type OutboxStore,
@@ -291,6 +292,90 @@ describe('OutboxRelay concurrency', () => {
           new OutboxRelay({ store: idleStore, publisher: new InMemoryTransport(), concurrency }),
       ).toThrow(/concurrency must be a whole number ≥ 1/)
     }
+  })
+})
+
+describe('OutboxRelay with markAndClaim', () => {
+  const row = (id: string): ClaimedRecord => ({
+    id,
+    topic: 't',
+    key: id,
+    keySeq: 1,
+    type: 'T',
+    body: new Uint8Array([1]),
+    headers: {},
+    attempts: 1,
+    token: `token-${id}`,
+  })
+
+  it('marks each batch in the next claim (one call per batch), and the last one when it stops', async () => {
+    const batches = [[row('a')], [row('b')], [row('c')]]
+    const calls: string[] = []
+    const store: OutboxStore & MarkAndClaim = {
+      ...idleStore,
+      claim: () => {
+        calls.push('claim')
+        return Promise.resolve(batches.shift() ?? [])
+      },
+      markAndClaim: (published) => {
+        calls.push(`markAndClaim ${published.map((r) => r.id).join(',')}`)
+        return Promise.resolve({ accepted: published.length, claimed: batches.shift() ?? [] })
+      },
+      markPublished: (refs) => {
+        calls.push(`markPublished ${refs.map((r) => r.id).join(',')}`)
+        return Promise.resolve(refs.length)
+      },
+    }
+    let published = 0
+    const transport = new InMemoryTransport()
+    const relay = new OutboxRelay({
+      store,
+      publisher: transport,
+      pollIntervalMs: 60_000,
+      onMetrics: (m) => (published += m.published),
+    })
+    relay.start()
+    await vi.waitFor(() => expect(published).toBe(3), { timeout: 2000 })
+    await relay.stop()
+    expect(calls).toEqual(['claim', 'markAndClaim a', 'markAndClaim b', 'markAndClaim c', 'claim'])
+    expect(transport.published('t').map((m) => m.id)).toEqual(['a', 'b', 'c'])
+
+    // Stopped while a batch waits for its mark: stop() marks it on its own.
+    calls.length = 0
+    published = 0
+    batches.push([row('d')])
+    let release: () => void = () => undefined
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const slowTransport = {
+      publish: async () => {
+        await held
+      },
+      close: () => Promise.resolve(),
+    }
+    const second = new OutboxRelay({ store, publisher: slowTransport, pollIntervalMs: 60_000 })
+    second.start()
+    await vi.waitFor(() => expect(calls).toEqual(['claim']), { timeout: 2000 })
+    const stopped = second.stop()
+    release()
+    await stopped
+    expect(calls).toEqual(['claim', 'markPublished d'])
+  })
+
+  it('runOnce() marks its own batch before it resolves', async () => {
+    const batches = [[row('a')]]
+    const marked: string[] = []
+    const store: OutboxStore & MarkAndClaim = {
+      ...idleStore,
+      claim: () => Promise.resolve(batches.shift() ?? []),
+      markAndClaim: () => Promise.reject(new Error('runOnce never defers')),
+      markPublished: (refs) => {
+        marked.push(...refs.map((r) => r.id))
+        return Promise.resolve(refs.length)
+      },
+    }
+    const relay = new OutboxRelay({ store, publisher: new InMemoryTransport() })
+    expect(await relay.runOnce()).toBe(1)
+    expect(marked).toEqual(['a'])
   })
 })
 

@@ -22,7 +22,13 @@ import {
 import { type Logger, logAt, silentLogger } from '../core/logger.js'
 import type { Publisher, TransportMessage } from '../transport/publisher.js'
 import { faultPoint } from './fault-points.js'
-import type { ClaimedRecord, OutboxMaintenance, OutboxStatus, OutboxStore } from './outbox-store.js'
+import type {
+  ClaimedRecord,
+  MarkAndClaim,
+  OutboxMaintenance,
+  OutboxStatus,
+  OutboxStore,
+} from './outbox-store.js'
 
 /** Per-batch and periodic figures for metrics. */
 export interface RelayMetrics {
@@ -50,7 +56,10 @@ const LINGER_WINDOWS = 10
 
 /** Options of {@link OutboxRelay}. */
 export interface OutboxRelayOptions {
-  readonly store: OutboxStore & Partial<OutboxMaintenance> & Partial<WakeUpSource>
+  readonly store: OutboxStore &
+    Partial<OutboxMaintenance> &
+    Partial<WakeUpSource> &
+    Partial<MarkAndClaim>
   readonly publisher: Publisher
   /** Rows per claim. Default 100. */
   readonly batchSize?: number
@@ -187,17 +196,54 @@ export class OutboxRelay implements AsyncDisposable {
 
   /** Claims and publishes one batch; resolves with how many rows it published. */
   async runOnce(): Promise<number> {
+    return (await this.#batch({ unmarked: [] }, false)).published
+  }
+
+  /**
+   * One batch: claims (marking `hand.unmarked`, the previous batch's last topic, in the same call
+   * where the store has `markAndClaim`), publishes, and marks. With `defer`, on such a store, the
+   * last topic's rows are left unmarked in `hand`, for the next call to mark while it claims: one
+   * round trip per batch instead of two. `hand.unmarked` is emptied as soon as they are marked.
+   */
+  async #batch(
+    hand: { unmarked: readonly ClaimedRecord[] },
+    defer: boolean,
+  ): Promise<{ published: number; claimed: number }> {
     const o = this.#o
+    const { store } = o
+    const unmarked = hand.unmarked
+    const merged = store.markAndClaim !== undefined && unmarked.length > 0
     const claimStarted = Date.now() // the lease started after this, in database time
-    const claimed = await this.#bounded(
-      'claim',
-      () => o.store.claim({ limit: o.batchSize, leaseMs: o.leaseMs, owner: o.owner }),
-      (late) => this.#releaseLate(late),
-    )
-    if (claimed.length === 0) return 0
+    const claimOptions = { limit: o.batchSize, leaseMs: o.leaseMs, owner: o.owner }
+    let published = 0
+    let claimed: ClaimedRecord[]
+    if (merged) {
+      const markAndClaim = store.markAndClaim!.bind(store)
+      const result = await this.#bounded(
+        'markAndClaim',
+        () => markAndClaim(unmarked, claimOptions),
+        (late) => this.#releaseLate(late.claimed),
+      )
+      published += this.#accepted(unmarked, result.accepted)
+      this.#marked(hand)
+      claimed = result.claimed
+    } else {
+      if (unmarked.length > 0) {
+        published += await this.#mark(unmarked)
+        this.#marked(hand)
+      }
+      claimed = await this.#bounded(
+        'claim',
+        () => store.claim(claimOptions),
+        (late) => this.#releaseLate(late),
+      )
+    }
+    if (claimed.length === 0) {
+      if (published > 0) await this.#report({ published, failed: 0, dead: 0 })
+      return { published, claimed: 0 }
+    }
     faultPoint('relay.after-claim')
     this.#inHand.add(claimed)
-    let published = 0
     let failed = 0
     let dead = 0
     try {
@@ -208,7 +254,7 @@ export class OutboxRelay implements AsyncDisposable {
           // Topics are published one after the other: a group whose publish could outlast the
           // lease goes back to the store instead, or another relay could claim it meanwhile.
           if (Date.now() - claimStarted + o.publishTimeoutMs >= o.leaseMs) {
-            await this.#giveBack(groups.slice(index).flatMap(([, left]) => left))
+            await this.#giveBack(groups.slice(index).flatMap(([, rest]) => rest))
             break
           }
         }
@@ -242,22 +288,42 @@ export class OutboxRelay implements AsyncDisposable {
           continue
         }
         faultPoint('relay.after-publish')
-        const accepted = await this.#bounded('markPublished', () => o.store.markPublished(rows))
-        published += accepted
-        if (accepted < rows.length) {
-          logAt(
-            o.logger,
-            'warn',
-            { topic, stale: rows.length - accepted },
-            'some rows were published after their lease was taken over; another relay re-publishes them (duplicates)',
-          )
-        }
+        if (defer && store.markAndClaim !== undefined && index === groups.length - 1) {
+          hand.unmarked = rows
+          this.#inHand.add(rows) // until the next claim marks them
+        } else published += await this.#mark(rows)
       }
     } finally {
       this.#inHand.delete(claimed)
     }
     await this.#report({ published, failed, dead })
-    return published
+    return { published, claimed: claimed.length }
+  }
+
+  /** The deferred rows are marked: no longer in hand. */
+  #marked(hand: { unmarked: readonly ClaimedRecord[] }): void {
+    this.#inHand.delete(hand.unmarked)
+    hand.unmarked = []
+  }
+
+  /** Marks published rows; returns how many the fence accepted. */
+  async #mark(rows: readonly ClaimedRecord[]): Promise<number> {
+    const { store } = this.#o
+    const accepted = await this.#bounded('markPublished', () => store.markPublished(rows))
+    return this.#accepted(rows, accepted)
+  }
+
+  /** Logs the rows a mark's fence refused (another relay took them over), returns `accepted`. */
+  #accepted(rows: readonly ClaimedRecord[], accepted: number): number {
+    if (accepted < rows.length) {
+      logAt(
+        this.#o.logger,
+        'warn',
+        { topic: rows[0]?.topic, stale: rows.length - accepted },
+        'some rows were published after their lease was taken over; another relay re-publishes them (duplicates)',
+      )
+    }
+    return accepted
   }
 
   /** Stops claiming, waits for the batch in hand (up to `stopTimeoutMs`), then releases what is left. */
@@ -322,40 +388,57 @@ export class OutboxRelay implements AsyncDisposable {
     }
   }
 
-  /** One worker of the loop: a batch at a time, until stopped. */
+  /**
+   * One worker of the loop: a batch at a time, until stopped. The rows of a batch's last topic
+   * are marked by the next batch's claim (where the store can), so they stay "in hand" until then,
+   * and are marked on their own when the worker stops.
+   */
   async #work(stop: AbortSignal): Promise<void> {
     const o = this.#o
     let errors = 0
-    while (!stop.aborted) {
-      let published = 0
-      const hints = this.#hints // rows appended after this are seen by this claim or hint again
-      try {
-        published = await this.runOnce()
-        errors = 0
-      } catch (error) {
-        errors++
-        logAt(
-          o.logger,
-          'error',
-          { err: error, consecutiveErrors: errors },
-          'outbox relay batch failed; backing off',
-        )
-        await sleep(
-          Math.min(
-            Math.max(this.#initialDelay, o.pollIntervalMs) * 2 ** Math.min(errors, 16),
-            o.pollIntervalMs * 30,
-          ),
-          stop,
-        )
-        continue
+    const hand: { unmarked: readonly ClaimedRecord[] } = { unmarked: [] }
+    try {
+      while (!stop.aborted) {
+        const hints = this.#hints // rows appended after this are seen by this claim or hint again
+        let step: { published: number; claimed: number }
+        try {
+          step = await this.#batch(hand, true)
+          errors = 0
+        } catch (error) {
+          errors++
+          logAt(
+            o.logger,
+            'error',
+            { err: error, consecutiveErrors: errors },
+            'outbox relay batch failed; backing off',
+          )
+          await sleep(
+            Math.min(
+              Math.max(this.#initialDelay, o.pollIntervalMs) * 2 ** Math.min(errors, 16),
+              o.pollIntervalMs * 30,
+            ),
+            stop,
+          )
+          continue // the unmarked rows are marked with the next claim (the fence keeps it exact)
+        }
+        // Publishing a key's head row makes its next row claimable: claim again at once.
+        if (step.published > 0 || hand.unmarked.length > 0) {
+          this.#linger()
+          continue
+        }
+        // A hint that arrived during the claim may be for rows it missed: claim again.
+        if (this.#hints === hints) await this.#idle(stop)
       }
-      // Publishing a key's head row makes its next row claimable: claim again at once.
-      if (published > 0) {
-        this.#linger()
-        continue
+    } finally {
+      const { unmarked } = hand
+      if (unmarked.length > 0) {
+        this.#marked(hand)
+        const published = await this.#mark(unmarked).catch((error: unknown) => {
+          logAt(o.logger, 'warn', { err: error }, 'outbox relay could not mark its last batch')
+          return 0
+        })
+        await this.#report({ published, failed: 0, dead: 0 })
       }
-      // A hint that arrived during the claim may be for rows it missed: claim again.
-      if (this.#hints === hints) await this.#idle(stop)
     }
   }
 

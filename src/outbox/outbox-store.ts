@@ -82,6 +82,22 @@ export interface OutboxStore {
   markFailed(claim: ClaimRef, error: string, options: FailureOptions): Promise<FailureOutcome>
 }
 
+/** What `markAndClaim` did. */
+export interface MarkAndClaimResult {
+  /** How many of the rows to mark the fence accepted, as `markPublished` answers. */
+  readonly accepted: number
+  readonly claimed: ClaimedRecord[]
+}
+
+/**
+ * Optional: one round trip per batch instead of two. A store that has it marks the rows of the
+ * previous batch published and claims the next batch in one statement (one transaction); the claim
+ * treats the rows it just marked as published, so their keys' next rows are claimable at once.
+ */
+export interface MarkAndClaim {
+  markAndClaim(published: readonly ClaimRef[], options: ClaimOptions): Promise<MarkAndClaimResult>
+}
+
 /** Counts for monitoring. */
 export interface OutboxStatus {
   readonly pending: number

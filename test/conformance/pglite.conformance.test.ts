@@ -35,7 +35,7 @@ describe('PGlite', () => {
   describeOutboxStoreConformance(
     {
       name: 'PgliteOutboxStore',
-      features: { concurrentClaimers: false },
+      features: { concurrentClaimers: false, markAndClaim: true },
       skip: [
         {
           test: 'due times come from the database clock, not the caller',

@@ -34,7 +34,7 @@ describe.skipIf(pool === undefined)('PostgreSQL', () => {
   describeOutboxStoreConformance(
     {
       name: 'PostgresOutboxStore',
-      features: { concurrentClaimers: true },
+      features: { concurrentClaimers: true, markAndClaim: true },
       create: () => inFreshSchema((schema) => new PostgresOutboxStore({ pool: pool!, schema })),
     },
     runner,

@@ -26,7 +26,9 @@ import { appendFileSync } from 'node:fs'
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 import type {
+  ClaimRef,
   Logger,
+  MarkAndClaim,
   OutboxAppend,
   OutboxMaintenance,
   OutboxStore,
@@ -98,19 +100,31 @@ async function open(): Promise<Opened> {
   }
 }
 
-/** The store as the relay sees it: with RELAY_MARKS set, each markPublished outcome is recorded. */
+/**
+ * The store as the relay sees it: with RELAY_MARKS set, each mark's outcome is recorded, whether
+ * it came as `markPublished` or with the next claim (`markAndClaim`).
+ */
 function recordingMarks(store: Store): Store {
   const marks = process.env.RELAY_MARKS
   if (marks === undefined) return store
-  const markPublished: Store['markPublished'] = async (claims) => {
-    const accepted = await store.markPublished(claims)
+  const record = (claims: readonly ClaimRef[], accepted: number): void => {
     const mark: Mark = { pid: process.pid, ids: claims.map((c) => c.id), accepted }
     appendFileSync(marks, `${JSON.stringify(mark)}\n`)
+  }
+  const markPublished: Store['markPublished'] = async (claims) => {
+    const accepted = await store.markPublished(claims)
+    record(claims, accepted)
     return accepted
+  }
+  const markAndClaim: MarkAndClaim['markAndClaim'] = async (claims, options) => {
+    const result = await (store as Store & MarkAndClaim).markAndClaim(claims, options)
+    if (claims.length > 0) record(claims, result.accepted)
+    return result
   }
   return new Proxy(store, {
     get(target, name) {
       if (name === 'markPublished') return markPublished
+      if (name === 'markAndClaim' && 'markAndClaim' in target) return markAndClaim
       const value: unknown = Reflect.get(target, name, target)
       return typeof value === 'function' ? (value as () => unknown).bind(target) : value
     },

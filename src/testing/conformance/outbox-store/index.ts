@@ -4,7 +4,13 @@
  * `switchyard-bus/testing` so third-party stores can certify themselves.
  */
 import assert from 'node:assert/strict'
-import type { OutboxAppend, OutboxMaintenance, OutboxStore, SqlExecutor } from '../../../index.js'
+import type {
+  MarkAndClaim,
+  OutboxAppend,
+  OutboxMaintenance,
+  OutboxStore,
+  SqlExecutor,
+} from '../../../index.js'
 import { register, type SuiteRunner } from '../suite-runner.js'
 
 export type { SuiteRunner }
@@ -22,6 +28,8 @@ export interface OutboxStoreHarness {
 export interface OutboxStoreFeatures {
   /** Several connections claim and write at once (false on PGlite). */
   readonly concurrentClaimers: boolean
+  /** The store has the optional `markAndClaim` (one round trip per relay batch). Default false. */
+  readonly markAndClaim?: boolean
 }
 
 /** The suite's configuration. */
@@ -51,6 +59,8 @@ const record = (key?: string, extra: Partial<OutboxAppend> = {}): OutboxAppend =
 }
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const LEASE = { limit: 100, leaseMs: 30_000 } as const
+/** A well-formed token no claim handed out. */
+const STALE_TOKEN = '00000000-0000-4000-8000-000000000000'
 
 /** Registers the conformance scenarios for one store. */
 export function describeOutboxStoreConformance(
@@ -276,6 +286,41 @@ export function describeOutboxStoreConformance(
       )
       assert.equal(await h.store.markPublished([fresh]), 1)
     })
+
+    scenario(
+      'markAndClaim marks the previous batch, claims the next rows of those keys at once, and fences stale marks',
+      async () => {
+        const store = h.store as MarkAndClaim & typeof h.store
+        assert.equal(typeof store.markAndClaim, 'function', 'features.markAndClaim says it has one')
+        const [a1, a2, b1, b2] = [record('a'), record('a'), record('b'), record('b')]
+        await append(a1, a2, b1, b2)
+        const first = await store.claim(LEASE)
+        assert.deepEqual(first.map((r) => r.id).sort(), [a1.id, b1.id].sort())
+        // b1's mark carries a stale token: refused, so b2 stays behind it.
+        const stale = first.map((r) => (r.id === b1.id ? { ...r, token: STALE_TOKEN } : r))
+        const next = await store.markAndClaim(stale, LEASE)
+        assert.equal(next.accepted, 1)
+        assert.deepEqual(
+          next.claimed.map((r) => r.id),
+          [a2.id],
+          'a2 follows its marked head at once; b2 waits for b1',
+        )
+        const last = await store.markAndClaim(
+          [...next.claimed, first.find((r) => r.id === b1.id)!],
+          LEASE,
+        )
+        assert.equal(last.accepted, 2)
+        assert.deepEqual(
+          last.claimed.map((r) => r.id),
+          [b2.id],
+        )
+        assert.deepEqual(await store.markAndClaim([], LEASE), { accepted: 0, claimed: [] })
+        const status = await h.store.status()
+        assert.equal(status.published, 3)
+        assert.equal(status.inflight, 1)
+      },
+      'markAndClaim',
+    )
 
     scenario('markPublished is idempotent', async () => {
       await append(record())
