@@ -86,12 +86,23 @@ export interface ConsumerOptions {
 /** A definition as the consumer calls it: validates asynchronously, keeps the given ids. */
 type Revive = (payload: unknown, options: MessageOptions) => Promise<Event>
 
+/** How every event reaches the bus (one options object per dispatch, no closure). */
+const dispatchTo = (bus: ConsumerBus, message: Event, options: DispatchOptions): Promise<unknown> =>
+  bus.dispatch(message, options)
+
+interface DispatchOptions {
+  readonly signal: AbortSignal
+  readonly eventHandlerErrors: 'reject'
+}
+
 export class Consumer implements AsyncDisposable {
   readonly #o: ConsumerOptions & { readonly group: string; readonly logger: Logger }
   readonly #byType = new Map<string, Revive>()
   readonly #topics: string[]
   readonly #policy: RedeliveryPolicy
   readonly #retryOn: (error: unknown) => boolean
+  /** With an inbox: the scope every dispatch runs in (the same for every delivery). */
+  readonly #delivery: DeliveryScope | undefined
   #subscriptions: Subscription[] = []
   #started: Promise<void> | undefined
 
@@ -136,6 +147,7 @@ export class Consumer implements AsyncDisposable {
       },
     }
     this.#retryOn = retry.retryOn ?? isRetryable
+    this.#delivery = options.inbox === undefined ? undefined : this.#scope(options.inbox)
   }
 
   /** Subscribes to every topic of its events (idempotent). */
@@ -176,12 +188,9 @@ export class Consumer implements AsyncDisposable {
     try {
       // Every handler must succeed, or the message is redelivered (handlers that did commit are
       // then skipped by the inbox).
-      const options = { signal, eventHandlerErrors: 'reject' } as const
-      if (this.#o.inbox === undefined) await this.#o.bus.dispatch(message, options)
-      else
-        await deliveryScope.run(this.#scope(this.#o.inbox), () =>
-          this.#o.bus.dispatch(message, options),
-        )
+      const options: DispatchOptions = { signal, eventHandlerErrors: 'reject' }
+      if (this.#delivery === undefined) await this.#o.bus.dispatch(message, options)
+      else await deliveryScope.run(this.#delivery, dispatchTo, this.#o.bus, message, options)
     } catch (error) {
       // Stopping (the signal) or a closed bus is not the message's fault: give it back for
       // redelivery, never dead-letter it.
@@ -207,8 +216,8 @@ export class Consumer implements AsyncDisposable {
     }
   }
 
-  /** The message in the delivery, decoded and validated by its definition. */
-  async #revive(delivery: Delivery): Promise<Event> {
+  /** The message in the delivery, decoded and validated by its definition (throws or rejects). */
+  #revive(delivery: Delivery): Promise<Event> {
     const { message } = decodeEnvelope(delivery.body, this.#o.limits)
     const revive = this.#byType.get(message.type)
     if (revive === undefined || message.kind !== 'event')
@@ -217,13 +226,23 @@ export class Consumer implements AsyncDisposable {
         `The consumer "${this.#o.name}" does not know the ${message.kind} type "${message.type}"`,
         { details: { type: message.type, consumer: this.#o.name } },
       )
-    return revive(message.payload, {
-      id: message.id,
-      timestamp: message.timestamp,
-      correlationId: message.correlationId,
-      ...(message.causationId === undefined ? {} : { causationId: message.causationId }),
-      headers: message.headers,
-    })
+    return revive(
+      message.payload,
+      message.causationId === undefined
+        ? {
+            id: message.id,
+            timestamp: message.timestamp,
+            correlationId: message.correlationId,
+            headers: message.headers,
+          }
+        : {
+            id: message.id,
+            timestamp: message.timestamp,
+            correlationId: message.correlationId,
+            causationId: message.causationId,
+            headers: message.headers,
+          },
+    )
   }
 
   #deadLetter(delivery: Delivery, error: unknown, why: 'refused' | 'failed'): DeadLetterOutcome {
@@ -245,13 +264,13 @@ export class Consumer implements AsyncDisposable {
   #scope(inbox: InboxStore): DeliveryScope {
     const consumer = this.#o.name
     return {
-      join: async (units: readonly UnitOfWork[], handler: string, message: Message) => {
+      join: (units: readonly UnitOfWork[], handler: string, message: Message) => {
         // Work without a transaction executor (in memory) cannot hold an inbox record.
-        const tx = units
-          .map((unit) => (unit as Partial<{ tx: SqlExecutor }>).tx)
-          .find((executor) => executor !== undefined)
-        if (tx === undefined) return true
-        return inbox.tryRecord(tx, `${consumer}/${handler}`, message.id)
+        for (const unit of units) {
+          const tx = (unit as Partial<{ tx: SqlExecutor }>).tx
+          if (tx !== undefined) return inbox.tryRecord(tx, `${consumer}/${handler}`, message.id)
+        }
+        return Promise.resolve(true)
       },
     }
   }

@@ -145,15 +145,20 @@ export class MessageBus<D extends object = NoDependencies>
   }
 
   /** Routes any message by its kind to `execute`, `publish` or `query`. */
-  async dispatch<M extends Message>(message: M, options?: DispatchOptions): Promise<ResultOf<M>> {
-    if (!isMessage(message)) throw notAMessage(message, 'dispatch')
-    switch (message.kind) {
-      case 'command':
-        return (await this.execute(message as Command, options)) as ResultOf<M>
-      case 'query':
-        return (await this.query(message as Query, options)) as ResultOf<M>
-      case 'event':
-        return (await this.publish(message as Event, options)) as ResultOf<M>
+  dispatch<M extends Message>(message: M, options?: DispatchOptions): Promise<ResultOf<M>> {
+    // Not async: the promise of the method it routes to is returned as it is (no extra wait).
+    try {
+      if (!isMessage(message)) throw notAMessage(message, 'dispatch')
+      switch (message.kind) {
+        case 'command':
+          return this.execute(message as Command, options) as Promise<ResultOf<M>>
+        case 'query':
+          return this.query(message as Query, options) as Promise<ResultOf<M>>
+        case 'event':
+          return this.publish(message as Event, options) as Promise<ResultOf<M>>
+      }
+    } catch (error) {
+      return Promise.reject(error)
     }
   }
 

@@ -19,7 +19,7 @@ import {
   normalise,
   type Provider,
 } from './dependencies.js'
-import { isUnitOfWork } from './unit-of-work.js'
+import { isUnitOfWork, UnitOfWork } from './unit-of-work.js'
 
 /** Per top-level dispatch: scoped values and what to dispose at its end. */
 export interface ScopeCache {
@@ -116,27 +116,13 @@ export class DependencyContainer {
         ),
       )
     }
-    const chain = [...path, { name, lifetime: provider.lifetime }]
-    const owned = !isUnowned(provider)
-    const make = async (): Promise<unknown> => {
-      const made = await provider.factory({
-        get: (other: string) => this.resolve(other, scope, invocation, chain),
-      } as never)
-      if (provider.lifetime !== 'transient' && isUnitOfWork(made)) {
-        throw new ConfigurationError(
-          `The unit of work "${name}" must be provided with transient(): each handler invocation needs its own`,
-          {
-            details: { dependency: name, lifetime: provider.lifetime },
-          },
-        )
-      }
-      return made
-    }
+    const context = { get: this.#getter(scope, invocation, path, name, provider.lifetime) } as never
     switch (provider.lifetime) {
       case 'singleton': {
         let value = this.#singletons.get(provider)
         if (value === undefined) {
-          value = make().then((made) => {
+          const owned = !isUnowned(provider)
+          value = makeShared(provider, context, name).then((made) => {
             if (owned) this.#made.push(made)
             return made
           })
@@ -150,7 +136,8 @@ export class DependencyContainer {
         const cache = (scope.scoped ??= new Map<AnyProvider, Promise<unknown>>())
         let value = cache.get(provider)
         if (value === undefined) {
-          value = make().then((made) => {
+          const owned = !isUnowned(provider)
+          value = makeShared(provider, context, name).then((made) => {
             if (owned) (scope.disposables ??= []).push(made)
             return made
           })
@@ -159,11 +146,21 @@ export class DependencyContainer {
         return value
       }
       case 'transient':
-        return make().then((made) => {
-          invocation.transients.push(made)
-          return made
-        })
+        return makeTransient(provider, context, invocation)
     }
+  }
+
+  /** The `get` a factory is given: resolves what it asks for as a step after `name`. */
+  #getter(
+    scope: ScopeCache,
+    invocation: InvocationCache,
+    path: readonly Step[],
+    name: string,
+    lifetime: Lifetime,
+  ): (other: string) => Promise<unknown> {
+    let chain: readonly Step[] | undefined // made on the first call: most factories never call it
+    return (other) =>
+      this.resolve(other, scope, invocation, (chain ??= [...path, { name, lifetime }]))
   }
 
   /** Disposes every singleton the bus made, newest first. */
@@ -173,6 +170,46 @@ export class DependencyContainer {
     await disposeAll(made, onError)
   }
 }
+
+/** Makes a singleton or scoped value: never a unit of work, which must be transient. */
+async function makeShared(provider: AnyProvider, context: never, name: string): Promise<unknown> {
+  const made = await provider.factory(context)
+  if (isUnitOfWork(made)) {
+    throw new ConfigurationError(
+      `The unit of work "${name}" must be provided with transient(): each handler invocation needs its own`,
+      {
+        details: { dependency: name, lifetime: provider.lifetime },
+      },
+    )
+  }
+  return made
+}
+
+/** Makes a transient value and keeps it for disposal at the end of the invocation. */
+async function makeTransient(
+  provider: AnyProvider,
+  context: never,
+  invocation: InvocationCache,
+): Promise<unknown> {
+  const made = await provider.factory(context)
+  invocation.transients.push(made)
+  return made
+}
+
+/**
+ * True when disposing `value` would do something: it has `Symbol.asyncDispose` or
+ * `Symbol.dispose`, and is not a unit of work that already ended (whose own dispose only rolls
+ * back open work).
+ */
+export function needsDisposal(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  const asyncDispose = (value as Partial<AsyncDisposable>)[Symbol.asyncDispose]
+  if (typeof asyncDispose === 'function')
+    return !(asyncDispose === UNIT_OF_WORK_DISPOSE && (value as UnitOfWork).state !== 'open')
+  return typeof (value as Partial<Disposable>)[Symbol.dispose] === 'function'
+}
+
+const UNIT_OF_WORK_DISPOSE = UnitOfWork.prototype[Symbol.asyncDispose]
 
 /** Disposes values that have `Symbol.asyncDispose` or `Symbol.dispose`, newest first. */
 export async function disposeAll(

@@ -116,6 +116,9 @@ async function validateAsync<I, P>(
   return result.value
 }
 
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
+
 function isSchema(value: unknown): value is StandardSchemaV1 {
   // arktype's types are callable, so a schema may be a function as well as an object.
   return (
@@ -147,8 +150,20 @@ function build(
   definition.kind = kind
   definition.type = type
   definition.schema = schema
-  definition.createAsync = async (payload: unknown, options?: MessageOptions) =>
-    createMessage(kind, type, await validateAsync(schema, type, payload), options)
+  definition.createAsync =
+    schema === undefined
+      ? // Nothing to validate: no wait, unless the payload itself is a promise.
+        (payload: unknown, options?: MessageOptions) => {
+          try {
+            return isThenable(payload)
+              ? Promise.resolve(payload).then((p) => createMessage(kind, type, p, options))
+              : Promise.resolve(createMessage(kind, type, payload, options))
+          } catch (error) {
+            return Promise.reject(error)
+          }
+        }
+      : async (payload: unknown, options?: MessageOptions) =>
+          createMessage(kind, type, await validateAsync(schema, type, payload), options)
   definition.is = (value: unknown) => isMessage(value) && value.type === type && value.kind === kind
   // Type-level only: the result and payload types live in the phantom types, not at run time.
   definition.returns = () => definition

@@ -100,9 +100,12 @@ export abstract class UnitOfWork implements AsyncDisposable {
   async commit(): Promise<void> {
     this.assertOpen('commit')
     try {
-      await this.flush()
-      const events = this.#linked(peekRecorded(this.#seen()))
-      for (const hook of this.#hooks.beforeCommit) await hook({ events, unitOfWork: this })
+      if (this.#mayFlush()) await this.flush()
+      const beforeCommit = this.#hooks.beforeCommit
+      if (beforeCommit.length !== 0) {
+        const events = this.#linked(peekRecorded(this.#seen()))
+        for (const hook of beforeCommit) await hook({ events, unitOfWork: this })
+      }
       await this.commitTransaction()
     } catch (error) {
       await this.#rollback()
@@ -110,7 +113,8 @@ export abstract class UnitOfWork implements AsyncDisposable {
     }
     this.#state = 'committed'
     const events = this.#linked(drainRecorded(this.#seen()))
-    await this.#run('committed', { events, unitOfWork: this })
+    const ran = this.#run('committed', { events, unitOfWork: this })
+    if (ran !== undefined) await ran
   }
 
   /** Discards every change and every recorded event. Idempotent once rolled back. */
@@ -184,20 +188,71 @@ export abstract class UnitOfWork implements AsyncDisposable {
     }
   }
 
-  async #run<P extends 'committed' | 'rolledBack'>(
+  /**
+   * Runs every hook of `phase`, each after the previous one settled, and throws what they threw
+   * (one error, or an AggregateError). Synchronous hooks run without a wait: the result is a
+   * promise only once a hook returned one.
+   */
+  #run<P extends 'committed' | 'rolledBack'>(
     phase: P,
     info: Parameters<UnitOfWorkHook<P>>[0],
-  ): Promise<void> {
-    const errors: unknown[] = []
-    for (const hook of this.#hooks[phase] as UnitOfWorkHook<P>[]) {
+  ): Promise<void> | undefined {
+    const hooks = this.#hooks[phase] as UnitOfWorkHook<P>[]
+    let errors: unknown[] | undefined
+    for (let i = 0; i < hooks.length; i++) {
+      let result: unknown
       try {
-        await hook(info)
+        result = hooks[i]!(info)
       } catch (error) {
-        errors.push(error)
+        ;(errors ??= []).push(error)
+        continue
+      }
+      if (isThenable(result)) return this.#runAsync(phase, info, hooks, i, result, errors)
+    }
+    return hookErrors(phase, errors)
+  }
+
+  async #runAsync<P extends 'committed' | 'rolledBack'>(
+    phase: P,
+    info: Parameters<UnitOfWorkHook<P>>[0],
+    hooks: UnitOfWorkHook<P>[],
+    at: number,
+    pending: PromiseLike<unknown>,
+    failed: unknown[] | undefined,
+  ): Promise<void> {
+    let errors = failed
+    try {
+      await pending
+    } catch (error) {
+      ;(errors ??= []).push(error)
+    }
+    for (let i = at + 1; i < hooks.length; i++) {
+      try {
+        await hooks[i]!(info)
+      } catch (error) {
+        ;(errors ??= []).push(error)
       }
     }
-    if (errors.length === 1) throw errors[0]
-    if (errors.length > 1)
-      throw new AggregateError(errors, `${errors.length} ${phase} hooks of a unit of work failed`)
+    hookErrors(phase, errors)
+  }
+
+  /** False when `flush()` is the default one and no participant has a `flush`: nothing to write. */
+  #mayFlush(): boolean {
+    if (this.flush !== DEFAULT_FLUSH) return true
+    for (const repository of this.participants()) if (repository.flush !== undefined) return true
+    return false
   }
 }
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
+
+/** Throws the errors of a phase's hooks, if any. */
+function hookErrors(phase: string, errors: unknown[] | undefined): undefined {
+  if (errors === undefined) return undefined
+  if (errors.length === 1) throw errors[0]
+  throw new AggregateError(errors, `${errors.length} ${phase} hooks of a unit of work failed`)
+}
+
+// eslint-disable-next-line @typescript-eslint/unbound-method -- compared, never called
+const DEFAULT_FLUSH = UnitOfWork.prototype['flush']

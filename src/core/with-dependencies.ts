@@ -5,7 +5,12 @@
  */
 import { ErrorCode, SwitchyardError } from '../errors.js'
 import { deliveryScope } from './delivery-scope.js'
-import { type DependencyContainer, disposeAll, type InvocationCache } from './container.js'
+import {
+  type DependencyContainer,
+  disposeAll,
+  type InvocationCache,
+  needsDisposal,
+} from './container.js'
 import { type DispatchContext, linkTo } from './context.js'
 import type { DispatchScope } from './dispatch-scope.js'
 import { type Logger, type LogLevel, logAt } from './logger.js'
@@ -81,7 +86,9 @@ export async function invokeWithDependencies(
     }
     throw error
   } finally {
-    await disposeAll(invocation.transients, (error) => runtime.disposeFailed(error))
+    // Most invocations only made units of work, which ended above: skip the wait for nothing.
+    if (invocation.transients.some(needsDisposal))
+      await disposeAll(invocation.transients, (error) => runtime.disposeFailed(error))
   }
 }
 

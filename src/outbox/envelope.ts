@@ -134,10 +134,13 @@ export function decodeEnvelope(
 
 /** Refuses prototype-polluting keys and excessive nesting, iteratively (no stack overflow). */
 function checkSafe(value: unknown, maxDepth: number): void {
-  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }]
-  while (stack.length > 0) {
-    const { value: current, depth } = stack.pop()!
-    if (typeof current !== 'object' || current === null) continue
+  if (typeof value !== 'object' || value === null) return
+  // Objects and arrays still to look into, and their depths (primitives are never pushed).
+  const objects: object[] = [value]
+  const depths: number[] = [0]
+  while (objects.length > 0) {
+    const current = objects.pop()!
+    const depth = depths.pop()!
     if (depth >= maxDepth) {
       throw new SerializationError(
         ErrorCode.UnsafePayload,
@@ -162,7 +165,10 @@ function checkSafe(value: unknown, maxDepth: number): void {
           },
         )
       }
-      stack.push({ value: child, depth: depth + 1 })
+      if (typeof child === 'object' && child !== null) {
+        objects.push(child)
+        depths.push(depth + 1)
+      }
     }
   }
 }

@@ -2,14 +2,23 @@
  * A unit of work on one PostgreSQL transaction: your repositories get the transaction's executor,
  * and (with an `outbox`) integration events are appended to the outbox in that same transaction at
  * commit. Begin one per handler invocation: `transient(() => PostgresUnitOfWork.begin({ … }))`.
+ *
+ * Inside a consumer's delivery (a `Consumer` with an inbox), `BEGIN` is not sent on its own: it
+ * goes out with the transaction's first statement, the inbox record, in one simple-query message
+ * (`BEGIN; INSERT INTO inbox …`), which saves a round trip per message. The transaction is the
+ * same; a unit of work that runs no statement at all then sends neither `BEGIN` nor `COMMIT`.
  */
+import { deliveryScope } from '../core/delivery-scope.js'
 import {
   type OpenTransaction,
   type Repository,
+  type SqlExecutor,
+  type SqlResult,
   SqlUnitOfWork,
   type SqlUnitOfWorkOptions,
 } from '../index.js'
-import { fromPg, type PgPool, type PgPoolClient } from './postgres-client.js'
+import { BEGIN_WITH, type BeginWith } from '../sql/sql-executor.js'
+import type { PgPool, PgPoolClient } from './postgres-client.js'
 
 /** Options of {@link PostgresUnitOfWork.begin}. */
 export interface PostgresUnitOfWorkOptions<
@@ -19,7 +28,10 @@ export interface PostgresUnitOfWorkOptions<
 }
 
 export class PostgresUnitOfWork<R extends Record<string, Repository>> extends SqlUnitOfWork<R> {
-  /** Checks a client out of the pool and begins a transaction on it. */
+  /**
+   * Checks a client out of the pool and begins a transaction on it (inside a consumer's delivery,
+   * `BEGIN` travels with the first statement: see the module comment).
+   */
   static async begin<R extends Record<string, Repository>>(
     options: PostgresUnitOfWorkOptions<R>,
   ): Promise<PostgresUnitOfWork<R>> {
@@ -27,8 +39,9 @@ export class PostgresUnitOfWork<R extends Record<string, Repository>> extends Sq
     // pg-pool stops listening to a client's errors while it is checked out: a connection lost
     // now would be an uncaught 'error' event that kills the process. The failed query rejects
     // anyway, so the listener only has to exist; it goes before the client goes back.
-    const ignore = (): void => undefined
     client.on('error', ignore)
+    if (deliveryScope.getStore() !== undefined)
+      return new PostgresUnitOfWork(new PgTransaction(client, false), options)
     try {
       await client.query('BEGIN')
     } catch (error) {
@@ -36,26 +49,134 @@ export class PostgresUnitOfWork<R extends Record<string, Repository>> extends Sq
       client.release(error instanceof Error ? error : true)
       throw error
     }
-    return new PostgresUnitOfWork(pgTransaction(client, ignore), options)
+    return new PostgresUnitOfWork(new PgTransaction(client, true), options)
   }
 }
 
-function pgTransaction(client: PgPoolClient, onError: (error: Error) => void): OpenTransaction {
-  const finish = async (statement: 'COMMIT' | 'ROLLBACK'): Promise<void> => {
-    try {
-      await client.query(statement)
-      client.removeListener('error', onError)
-      client.release()
-    } catch (error) {
-      // The connection's state is unknown: destroy it rather than return it to the pool.
-      client.removeListener('error', onError)
-      client.release(error instanceof Error ? error : true)
-      throw error
-    }
+const NO_PARAMS: readonly unknown[] = []
+const ignore = (): void => undefined
+
+type PgResult = Awaited<ReturnType<PgPoolClient['query']>>
+
+/**
+ * `client.query`: a statement of the transaction's own (no parameters) or the user's (with a copy
+ * of theirs, as `fromPg` passes them). Whatever goes wrong rejects, never throws.
+ */
+function send(client: PgPoolClient, sql: string, params?: readonly unknown[]): Promise<PgResult> {
+  try {
+    return params === undefined ? client.query(sql) : client.query(sql, [...params])
+  } catch (error) {
+    return Promise.reject(error)
   }
-  return {
-    executor: fromPg(client),
-    commit: () => finish('COMMIT'),
-    rollback: () => finish('ROLLBACK'),
+}
+
+const toSqlResult = <Row>(result: PgResult): SqlResult<Row> => ({
+  rows: result.rows as Row[],
+  rowCount: result.rowCount ?? 0,
+})
+
+/** The result of the statement sent after `BEGIN` in one message. */
+function secondResult(results: unknown): SqlResult<Record<string, unknown>> {
+  const result = Array.isArray(results) ? (results[1] as PgResult | undefined) : undefined
+  if (result === undefined)
+    throw new Error('the driver returned no result for the statement sent with BEGIN')
+  return { rows: result.rows as Record<string, unknown>[], rowCount: result.rowCount ?? 0 }
+}
+
+/**
+ * The transaction on one pooled client. Not `begun`: `BEGIN` waits for the first statement, and
+ * goes out with it when that statement comes through `BEGIN_WITH` (else just before it).
+ * Statements wait until `BEGIN` succeeded, so none ever runs outside the transaction.
+ */
+class PgTransaction implements OpenTransaction {
+  readonly executor: SqlExecutor = new PgExecutor(this)
+  readonly #client: PgPoolClient
+  /** Undefined until `BEGIN` is sent; then settles with it (rejects if it failed). */
+  #beginning: Promise<unknown> | undefined
+  /** `BEGIN` succeeded: statements go straight out. */
+  #ready: boolean
+
+  constructor(client: PgPoolClient, begun: boolean) {
+    this.#client = client
+    this.#ready = begun
+    this.#beginning = begun ? Promise.resolve() : undefined
+  }
+
+  query<Row extends object>(sql: string, params?: readonly unknown[]): Promise<SqlResult<Row>> {
+    if (!this.#ready) return this.#queryAfterBegin(sql, params)
+    return send(this.#client, sql, params ?? NO_PARAMS).then(toSqlResult<Row>)
+  }
+
+  beginWith(statement: string): Promise<SqlResult<Record<string, unknown>>> | undefined {
+    if (this.#beginning !== undefined) return undefined
+    // One simple-query message, two statements: pg answers with one result per statement.
+    const begun = send(this.#client, `BEGIN; ${statement}`).then((results) => {
+      this.#ready = true
+      return secondResult(results)
+    })
+    this.#beginning = begun // the caller awaits it: a failure is never unhandled
+    return begun
+  }
+
+  commit(): Promise<void> {
+    return this.#finish('COMMIT')
+  }
+
+  rollback(): Promise<void> {
+    return this.#finish('ROLLBACK')
+  }
+
+  async #queryAfterBegin<Row extends object>(
+    sql: string,
+    params: readonly unknown[] | undefined,
+  ): Promise<SqlResult<Row>> {
+    await (this.#beginning ??= send(this.#client, 'BEGIN').then(() => {
+      this.#ready = true
+    }))
+    return toSqlResult<Row>(await send(this.#client, sql, params ?? NO_PARAMS))
+  }
+
+  #finish(statement: 'COMMIT' | 'ROLLBACK'): Promise<void> {
+    const client = this.#client
+    // A failed BEGIN fails the commit (COMMIT would answer ROLLBACK, without an error).
+    const sent =
+      this.#beginning === undefined
+        ? undefined // nothing was sent: there is no transaction to end
+        : statement === 'COMMIT' && !this.#ready
+          ? this.#beginning.then(() => send(client, statement))
+          : send(client, statement)
+    if (sent === undefined) {
+      client.removeListener('error', ignore)
+      client.release()
+      return Promise.resolve()
+    }
+    return sent.then(
+      () => {
+        client.removeListener('error', ignore)
+        client.release()
+      },
+      (error: unknown) => {
+        // The connection's state is unknown: destroy it rather than return it to the pool.
+        client.removeListener('error', ignore)
+        client.release(error instanceof Error ? error : true)
+        throw error
+      },
+    )
+  }
+}
+
+/** The transaction's executor: statements only (the unit of work ends the transaction). */
+class PgExecutor implements SqlExecutor, BeginWith {
+  readonly #transaction: PgTransaction
+  constructor(transaction: PgTransaction) {
+    this.#transaction = transaction
+  }
+
+  query<Row extends object>(sql: string, params?: readonly unknown[]): Promise<SqlResult<Row>> {
+    return this.#transaction.query(sql, params)
+  }
+
+  [BEGIN_WITH](statement: string): Promise<SqlResult<Record<string, unknown>>> | undefined {
+    return this.#transaction.beginWith(statement)
   }
 }

@@ -56,7 +56,9 @@ export function publishOptions(message: TransportMessage, contentType: string): 
 /** The user's headers of an AMQP message (string values; internal and broker headers left out). */
 export function userHeaders(headers: AmqpHeaders | undefined): Record<string, string> {
   const result: Record<string, string> = {}
-  for (const [name, value] of Object.entries(headers ?? {})) {
+  if (headers === undefined) return result
+  for (const name of Object.keys(headers)) {
+    const value = headers[name]
     if (typeof value !== 'string' || INTERNAL.has(name) || BROKER.test(name)) continue
     result[name] = value
   }

@@ -1,9 +1,15 @@
 /**
  * @internal The inbox in PostgreSQL's dialect (the `pg` and PGlite inbox stores). The primary key
  * (consumer, message_id) makes a racing duplicate wait for the first transaction, then conflict.
+ *
+ * When the transaction has not begun yet (`BEGIN_WITH`: a `PostgresUnitOfWork` in a consumer's
+ * delivery), the record is sent with its `BEGIN`, in one round trip; that message has no
+ * parameters, so the two values go as literals (postgres-literal.ts). A value a literal cannot
+ * hold (a NUL character, or not text) takes the parameterized statement, which fails as it did.
  */
 import type { InboxStore } from '../outbox/inbox-store.js'
-import { type SqlExecutor, validateIdentifier } from './sql-executor.js'
+import { pgLiteralSafe, pgTextLiteral } from './postgres-literal.js'
+import { BEGIN_WITH, type BeginWith, type SqlExecutor, validateIdentifier } from './sql-executor.js'
 import { storeOperation } from './store-operation.js'
 
 /** Where the inbox lives. */
@@ -30,6 +36,10 @@ export function inboxSchemaSql(options: PostgresInboxOptions = {}): string[] {
   ]
 }
 
+const literal = (value: unknown): value is string =>
+  typeof value === 'string' && pgLiteralSafe(value)
+const inserted = ({ rowCount }: { rowCount: number }): boolean => rowCount === 1
+
 export class PostgresInboxEngine implements InboxStore {
   readonly #table: string
   constructor(
@@ -54,14 +64,27 @@ export class PostgresInboxEngine implements InboxStore {
     )
   }
 
-  async tryRecord(tx: SqlExecutor, consumer: string, messageId: string): Promise<boolean> {
-    const { rowCount } = await this.#run(
+  tryRecord(tx: SqlExecutor, consumer: string, messageId: string): Promise<boolean> {
+    const begin = (tx as Partial<BeginWith>)[BEGIN_WITH]
+    if (begin !== undefined && literal(consumer) && literal(messageId)) {
+      const statement = `INSERT INTO ${this.#table} (consumer, message_id) VALUES (${pgTextLiteral(consumer)}, ${pgTextLiteral(messageId)}) ON CONFLICT DO NOTHING`
+      let recorded: Promise<{ rowCount: number }> | undefined
+      try {
+        recorded = begin.call(tx, statement)
+      } catch (error) {
+        recorded = Promise.reject(error)
+      }
+      if (recorded !== undefined)
+        return recorded.then(inserted, (error: unknown) =>
+          storeOperation('Inbox', this.#table, 'tryRecord', () => Promise.reject(error)),
+        )
+    }
+    return this.#run(
       'tryRecord',
       `INSERT INTO ${this.#table} (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
       [consumer, messageId],
       tx,
-    )
-    return rowCount === 1
+    ).then(inserted)
   }
 
   async cleanup(olderThanMs: number, batchSize = 1000): Promise<number> {

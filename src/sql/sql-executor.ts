@@ -64,3 +64,17 @@ export function validateIdentifier(name: unknown, what: string): string {
   }
   return name
 }
+
+/**
+ * @internal The mark of an executor whose transaction has not sent `BEGIN` yet
+ * (`PostgresUnitOfWork` inside a consumer's delivery): `executor[BEGIN_WITH](statement)` begins
+ * the transaction with `statement` in the same round trip (one simple-query message, so the
+ * statement has no parameters: literals only) and resolves with the statement's result. It
+ * answers undefined once the transaction has begun: then run the statement as usual.
+ */
+export const BEGIN_WITH: unique symbol = Symbol.for('switchyard.begin-with')
+
+/** @internal See {@link BEGIN_WITH}. */
+export interface BeginWith {
+  [BEGIN_WITH](statement: string): Promise<SqlResult<Record<string, unknown>>> | undefined
+}

@@ -45,16 +45,18 @@ export abstract class SqlUnitOfWork<R extends Record<string, Repository>> extend
     options.outbox?.attach(this, this.tx)
   }
 
-  protected *participants(): Iterable<Repository> {
-    yield* Object.values(this.repositories)
+  protected participants(): Iterable<Repository> {
+    return Object.values(this.repositories)
   }
 
-  protected async commitTransaction(): Promise<void> {
-    await this.#end()?.commit()
+  protected commitTransaction(): Promise<void> {
+    const transaction = this.#end()
+    return transaction === undefined ? Promise.resolve() : transaction.commit()
   }
 
-  protected async rollbackTransaction(): Promise<void> {
-    await this.#end()?.rollback()
+  protected rollbackTransaction(): Promise<void> {
+    const transaction = this.#end()
+    return transaction === undefined ? Promise.resolve() : transaction.rollback()
   }
 
   /** The transaction, once: ending it twice is a no-op. */

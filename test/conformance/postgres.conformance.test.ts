@@ -1,6 +1,11 @@
 import { afterAll, afterEach, beforeEach, describe, inject, it } from 'vitest'
+import { deliveryScope } from '../../src/core/delivery-scope.js'
 import type { SqlExecutor } from '../../src/index.js'
-import { PostgresInboxStore, PostgresOutboxStore } from '../../src/postgres/index.js'
+import {
+  PostgresInboxStore,
+  PostgresOutboxStore,
+  PostgresUnitOfWork,
+} from '../../src/postgres/index.js'
 import {
   describeInboxStoreConformance,
   describeOutboxStoreConformance,
@@ -30,6 +35,17 @@ async function inFreshSchema<S extends { ensureSchema(): Promise<void> }>(
 
 const runner = { describe, it, beforeEach, afterEach }
 
+/**
+ * The consumer's own transactions: a `PostgresUnitOfWork` begun in a delivery, which sends its
+ * BEGIN with the inbox record (one round trip, the values as literals).
+ */
+const NO_DELIVERY = { join: () => Promise.resolve(true) }
+const inConsumerTransaction = <T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> =>
+  deliveryScope.run(NO_DELIVERY, async () => {
+    const uow = await PostgresUnitOfWork.begin({ pool: pool!, repositories: () => ({}) })
+    return uow.transaction((u) => work(u.tx))
+  })
+
 describe.skipIf(pool === undefined)('PostgreSQL', () => {
   describeOutboxStoreConformance(
     {
@@ -44,6 +60,17 @@ describe.skipIf(pool === undefined)('PostgreSQL', () => {
       name: 'PostgresInboxStore',
       features: { concurrentTransactions: true },
       create: () => inFreshSchema((schema) => new PostgresInboxStore({ pool: pool!, schema })),
+    },
+    runner,
+  )
+  describeInboxStoreConformance(
+    {
+      name: 'PostgresInboxStore, recorded with BEGIN by a PostgresUnitOfWork in a delivery',
+      features: { concurrentTransactions: true },
+      create: async () => ({
+        ...(await inFreshSchema((schema) => new PostgresInboxStore({ pool: pool!, schema }))),
+        transaction: inConsumerTransaction,
+      }),
     },
     runner,
   )
