@@ -118,7 +118,7 @@ function printBackend(f: Measured): void {
         row('append: + store.append(tx, [1 record])', append.outbox, 'tx/s'),
         row('append: + store.append, notify: false (info)', append.outboxNoNotify, 'tx/s'),
         row('drain: SELECT … SKIP LOCKED + UPDATE (baseline)', relay.baseline, 'rows/s'),
-        row('drain: 1 OutboxRelay, runOnce loop', relay.relay, 'rows/s'),
+        row('drain: 1 OutboxRelay, its loop', relay.relay, 'rows/s'),
         row('drain: 2 OutboxRelays, separate pools', relay.twoRelays, 'rows/s'),
       ],
     ),

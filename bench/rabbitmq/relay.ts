@@ -21,6 +21,7 @@
  * messages. Cases alternate in rotated order per round.
  */
 import {
+  type MarkAndClaim,
   type OutboxAppend,
   OutboxRelay,
   type Publisher,
@@ -72,7 +73,7 @@ const GROUP = 'relay'
 const FILL_BATCH = 1000
 
 /**
- * Adds up the time the store spends in `claim` and `markPublished`, by shadowing the two methods
+ * Adds up the time the store spends in `claim`, `markPublished` and `markAndClaim`, by shadowing them
  * on the instance (its private fields rule out a wrapper object); `restore` takes them off.
  */
 function timeStore(store: BenchStore): { ms: () => number; restore: () => void } {
@@ -87,14 +88,20 @@ function timeStore(store: BenchStore): { ms: () => number; restore: () => void }
         ms += performance.now() - start
       }
     }
-  const own = store as { claim: BenchStore['claim']; markPublished: BenchStore['markPublished'] }
+  const own = store as unknown as {
+    claim: BenchStore['claim']
+    markPublished: BenchStore['markPublished']
+    markAndClaim: MarkAndClaim['markAndClaim']
+  }
   own.claim = timed(store.claim.bind(store))
   own.markPublished = timed(store.markPublished.bind(store))
+  own.markAndClaim = timed((store as BenchStore & MarkAndClaim).markAndClaim.bind(store))
   return {
     ms: () => ms,
     restore: () => {
       delete (own as Partial<typeof own>).claim
       delete (own as Partial<typeof own>).markPublished
+      delete (own as Partial<typeof own>).markAndClaim
     },
   }
 }

@@ -36,6 +36,34 @@ describe('OutboxRelay.stop()', () => {
   })
 })
 
+describe('OutboxRelay.stop() during a claim', () => {
+  it('ends at once when stop() comes while a claim that finds nothing is running', async () => {
+    let claiming: () => void = () => undefined
+    let release: () => void = () => undefined
+    const store: OutboxStore = {
+      ...idleStore,
+      claim: () =>
+        new Promise((resolve) => {
+          claiming()
+          release = () => resolve([])
+        }),
+    }
+    const relay = new OutboxRelay({
+      store,
+      publisher: new InMemoryTransport(),
+      pollIntervalMs: 60_000,
+    })
+    const inClaim = new Promise<void>((resolve) => (claiming = resolve))
+    relay.start()
+    await inClaim
+    const stopping = relay.stop()
+    release()
+    const started = Date.now()
+    await stopping
+    expect(Date.now() - started).toBeLessThan(1000) // not the 60 s poll interval
+  })
+})
+
 describe('OutboxRelay storeTimeoutMs', () => {
   const row = (id: string): ClaimedRecord => ({
     id,

@@ -421,7 +421,9 @@ export class OutboxRelay implements AsyncDisposable {
           )
           continue // the unmarked rows are marked with the next claim (the fence keeps it exact)
         }
-        // Publishing a key's head row makes its next row claimable: claim again at once.
+        // Marking a key's head row makes its next row claimable: wake the workers that found
+        // nothing (they would wait a poll interval), and claim again at once.
+        if (step.published > 0) this.#wakeAll()
         if (step.published > 0 || hand.unmarked.length > 0) {
           this.#linger()
           continue
@@ -464,6 +466,8 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   async #idle(stop: AbortSignal): Promise<void> {
+    // stop() may have come while the batch before was running: its abort event has fired already.
+    if (stop.aborted) return
     const woken = new AbortController()
     const onStop = (): void => woken.abort()
     stop.addEventListener('abort', onStop, { once: true })
