@@ -18,6 +18,19 @@ const idleStore: OutboxStore = {
   markPublished: () => Promise.resolve(0),
   markFailed: () => Promise.resolve('retry'),
 }
+/** A claimed row of topic `t` whose key is its id, unless `fields` say otherwise. */
+const claimedRow = (id: string, fields: Partial<ClaimedRecord> = {}): ClaimedRecord => ({
+  id,
+  topic: 't',
+  key: id,
+  keySeq: 1,
+  type: 'T',
+  body: new Uint8Array([1]),
+  headers: {},
+  attempts: 1,
+  token: `token-${id}`,
+  ...fields,
+})
 const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
 
 describe('OutboxRelay.stop()', () => {
@@ -65,17 +78,7 @@ describe('OutboxRelay.stop() during a claim', () => {
 })
 
 describe('OutboxRelay storeTimeoutMs', () => {
-  const row = (id: string): ClaimedRecord => ({
-    id,
-    topic: 't',
-    key: 'k',
-    keySeq: 1,
-    type: 'T',
-    body: new Uint8Array([1]),
-    headers: {},
-    attempts: 1,
-    token: `token-${id}`,
-  })
+  const row = (id: string): ClaimedRecord => claimedRow(id, { key: 'k' })
   const never = <T>(): Promise<T> => new Promise<T>(() => undefined)
   const options = {
     publisher: new InMemoryTransport(),
@@ -198,25 +201,13 @@ describe('OutboxRelay storeTimeoutMs', () => {
 })
 
 describe('OutboxRelay batches', () => {
-  const row = (id: string, topic = 't'): ClaimedRecord => ({
-    id,
-    topic,
-    key: id,
-    keySeq: 1,
-    type: 'T',
-    body: new Uint8Array([1]),
-    headers: {},
-    attempts: 1,
-    token: `token-${id}`,
-  })
-
   it('claims again at once after publishing, so one hot key drains without waiting for the poll interval', async () => {
     // Head-of-line claims give one row per key: five rows of one key take five claims.
     const waiting = ['m1', 'm2', 'm3', 'm4', 'm5']
     const transport = new InMemoryTransport()
     const store: OutboxStore = {
       ...idleStore,
-      claim: () => Promise.resolve(waiting.length > 0 ? [row(waiting[0]!)] : []),
+      claim: () => Promise.resolve(waiting.length > 0 ? [claimedRow(waiting[0]!)] : []),
       markPublished: (refs) => {
         waiting.shift()
         return Promise.resolve(refs.length)
@@ -237,7 +228,10 @@ describe('OutboxRelay batches', () => {
       claim: () => {
         if (claimed) return Promise.resolve([])
         claimed = true
-        return Promise.resolve([row('a1', 'slow'), row('b1', 'later')])
+        return Promise.resolve([
+          claimedRow('a1', { topic: 'slow' }),
+          claimedRow('b1', { topic: 'later' }),
+        ])
       },
       markPublished: (refs) => {
         marked.push(...refs.map((r) => r.id))
@@ -262,24 +256,12 @@ describe('OutboxRelay batches', () => {
 })
 
 describe('OutboxRelay concurrency', () => {
-  const row = (id: string): ClaimedRecord => ({
-    id,
-    topic: 't',
-    key: id,
-    keySeq: 1,
-    type: 'T',
-    body: new Uint8Array([1]),
-    headers: {},
-    attempts: 1,
-    token: `token-${id}`,
-  })
-
   it('keeps up to `concurrency` batches in flight, and stop() releases every batch still in hand', async () => {
     let next = 0
     const released: string[] = []
     const store: OutboxStore & Pick<OutboxMaintenance, 'release'> = {
       ...idleStore,
-      claim: () => Promise.resolve([row(`m${next++}`)]),
+      claim: () => Promise.resolve([claimedRow(`m${next++}`)]),
       markPublished: (refs) => Promise.resolve(refs.length),
       release: (refs) => {
         released.push(...refs.map((r) => r.id))
@@ -324,20 +306,8 @@ describe('OutboxRelay concurrency', () => {
 })
 
 describe('OutboxRelay with markAndClaim', () => {
-  const row = (id: string): ClaimedRecord => ({
-    id,
-    topic: 't',
-    key: id,
-    keySeq: 1,
-    type: 'T',
-    body: new Uint8Array([1]),
-    headers: {},
-    attempts: 1,
-    token: `token-${id}`,
-  })
-
   it('marks each batch in the next claim (one call per batch), and the last one when it stops', async () => {
-    const batches = [[row('a')], [row('b')], [row('c')]]
+    const batches = [[claimedRow('a')], [claimedRow('b')], [claimedRow('c')]]
     const calls: string[] = []
     const store: OutboxStore & MarkAndClaim = {
       ...idleStore,
@@ -371,7 +341,7 @@ describe('OutboxRelay with markAndClaim', () => {
     // Stopped while a batch waits for its mark: stop() marks it on its own.
     calls.length = 0
     published = 0
-    batches.push([row('d')])
+    batches.push([claimedRow('d')])
     let release: () => void = () => undefined
     const held = new Promise<void>((resolve) => (release = resolve))
     const slowTransport = {
@@ -390,7 +360,7 @@ describe('OutboxRelay with markAndClaim', () => {
   })
 
   it('runOnce() marks its own batch before it resolves', async () => {
-    const batches = [[row('a')]]
+    const batches = [[claimedRow('a')]]
     const marked: string[] = []
     const store: OutboxStore & MarkAndClaim = {
       ...idleStore,
@@ -411,17 +381,7 @@ describe('OutboxRelay wake-up hints', () => {
   it('claims again when a hint arrives while it is claiming, instead of sleeping a poll interval', async () => {
     let wake: () => void = () => undefined
     const rows: ClaimedRecord[] = [
-      {
-        id: 'late',
-        topic: 't',
-        key: undefined,
-        keySeq: undefined,
-        type: 'T',
-        body: new Uint8Array([1]),
-        headers: {},
-        attempts: 1,
-        token: 'token',
-      },
+      claimedRow('late', { key: undefined, keySeq: undefined, token: 'token' }),
     ]
     let claims = 0
     const store: OutboxStore & { listen(w: () => void): Promise<() => Promise<void>> } = {
