@@ -196,19 +196,17 @@ export class OutboxRelay implements AsyncDisposable {
 
   /** Claims and publishes one batch; resolves with how many rows it published. */
   async runOnce(): Promise<number> {
-    return (await this.#batch({ unmarked: [] }, false)).published
+    return this.#batch({ unmarked: [] }, false)
   }
 
   /**
-   * One batch: claims (marking `hand.unmarked`, the previous batch's last topic, in the same call
-   * where the store has `markAndClaim`), publishes, and marks. With `defer`, on such a store, the
+   * One batch; resolves with how many rows were marked published. Claims (marking
+   * `hand.unmarked`, the previous batch's last topic, in the same call where the store has
+   * `markAndClaim`), publishes, and marks. With `defer`, on such a store, the
    * last topic's rows are left unmarked in `hand`, for the next call to mark while it claims: one
    * round trip per batch instead of two. `hand.unmarked` is emptied as soon as they are marked.
    */
-  async #batch(
-    hand: { unmarked: readonly ClaimedRecord[] },
-    defer: boolean,
-  ): Promise<{ published: number; claimed: number }> {
+  async #batch(hand: { unmarked: readonly ClaimedRecord[] }, defer: boolean): Promise<number> {
     const o = this.#o
     const { store } = o
     const unmarked = hand.unmarked
@@ -240,7 +238,7 @@ export class OutboxRelay implements AsyncDisposable {
     }
     if (claimed.length === 0) {
       if (published > 0) await this.#report({ published, failed: 0, dead: 0 })
-      return { published, claimed: 0 }
+      return published
     }
     faultPoint('relay.after-claim')
     this.#inHand.add(claimed)
@@ -297,7 +295,7 @@ export class OutboxRelay implements AsyncDisposable {
       this.#inHand.delete(claimed)
     }
     await this.#report({ published, failed, dead })
-    return { published, claimed: claimed.length }
+    return published
   }
 
   /** The deferred rows are marked: no longer in hand. */
@@ -400,9 +398,9 @@ export class OutboxRelay implements AsyncDisposable {
     try {
       while (!stop.aborted) {
         const hints = this.#hints // rows appended after this are seen by this claim or hint again
-        let step: { published: number; claimed: number }
+        let published: number
         try {
-          step = await this.#batch(hand, true)
+          published = await this.#batch(hand, true)
           errors = 0
         } catch (error) {
           errors++
@@ -423,8 +421,8 @@ export class OutboxRelay implements AsyncDisposable {
         }
         // Marking a key's head row makes its next row claimable: wake the workers that found
         // nothing (they would wait a poll interval), and claim again at once.
-        if (step.published > 0) this.#wakeAll()
-        if (step.published > 0 || hand.unmarked.length > 0) {
+        if (published > 0) this.#wakeAll()
+        if (published > 0 || hand.unmarked.length > 0) {
           this.#linger()
           continue
         }

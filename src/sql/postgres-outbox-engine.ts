@@ -28,6 +28,7 @@ import type {
   OutboxStore,
 } from '../outbox/outbox-store.js'
 import {
+  fillFactorOf,
   outboxSchemaSql,
   type PostgresOutboxNames,
   qualify,
@@ -95,7 +96,7 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, Mar
     private readonly options: PostgresOutboxOptions,
   ) {
     this.names = qualify(options)
-    outboxSchemaSql(options) // checks the DDL's options (fillFactor) now, not at ensureSchema
+    fillFactorOf(options) // a bad fillFactor fails here, not at ensureSchema
     this.#blocking = options.deadLetters === 'release' ? `('pending')` : `('pending', 'dead')`
     this.#notify = options.notify ?? true
     this.#notifyWindowMs = options.notifyWindowMs ?? 10

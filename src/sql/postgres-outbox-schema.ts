@@ -42,17 +42,21 @@ export function qualify(names: PostgresOutboxNames = {}): QualifiedNames {
   }
 }
 
-/** The statements that create the outbox, in order. Every one is idempotent. */
-export function outboxSchemaSql(names: PostgresOutboxNames = {}): string[] {
-  const q = qualify(names)
+/** @internal The table's fill factor: the option, checked (a `ConfigurationError`), or 50. */
+export function fillFactorOf(names: PostgresOutboxNames): number {
   const fillFactor = names.fillFactor ?? 50
   if (!Number.isInteger(fillFactor) || fillFactor < 10 || fillFactor > 100)
     throw new ConfigurationError(
       `fillFactor must be a whole number from 10 to 100; got ${String(fillFactor)}`,
-      {
-        details: { option: 'fillFactor' },
-      },
+      { details: { option: 'fillFactor' } },
     )
+  return fillFactor
+}
+
+/** The statements that create the outbox, in order. Every one is idempotent. */
+export function outboxSchemaSql(names: PostgresOutboxNames = {}): string[] {
+  const q = qualify(names)
+  const fillFactor = fillFactorOf(names)
   const index = (suffix: string): string => `"${(names.table ?? 'outbox').slice(0, 40)}_${suffix}"`
   return [
     `CREATE SCHEMA IF NOT EXISTS ${q.schema}`,
