@@ -188,7 +188,7 @@ const toMessage = (r: PlainRow): TransportMessage => ({
  * Starts every relay's loop and waits until `rows` rows were marked published between them (their
  * `onMetrics` counts), then stops them. No progress for STALL_MS while rows remain is a bug: fail.
  */
-async function drainRelays(
+export async function drainRelays(
   make: (onPublished: (n: number) => void) => OutboxRelay[],
   rows: number,
 ): Promise<void> {

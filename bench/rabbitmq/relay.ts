@@ -29,6 +29,7 @@ import {
 } from 'switchyard-bus'
 import { RabbitMqTransport } from 'switchyard-bus/rabbitmq'
 import type { Backend, BenchStore, Database } from '../outbox/backends.js'
+import { drainRelays } from '../outbox/relay-throughput.js'
 import { outboxRecords, TOPIC } from '../outbox/workload.js'
 import { type Broker, outgoing, publishWindowed } from './broker.js'
 import { type Samples, samples, timeCase } from './samples.js'
@@ -214,44 +215,25 @@ async function prefill(
   await db.sql.query(`ANALYZE ${outbox}, ${keys}`)
 }
 
-/**
- * Runs a relay's loop until `rows` rows were marked published (its `onMetrics` counts them), then
- * stops it. A relay that publishes nothing for STALL_MS while rows remain has a bug: fail.
- */
-async function drain(
+/** Runs one relay of the given shape until `rows` rows were marked published (drainRelays). */
+function drain(
   store: BenchStore,
   publisher: Publisher,
   shape: { readonly batchSize: number; readonly concurrency: number },
   owner: string,
   rows: number,
 ): Promise<void> {
-  let published = 0
-  let done: () => void = () => undefined
-  const finished = new Promise<void>((resolve) => (done = resolve))
-  const relay = new OutboxRelay({
-    store,
-    publisher,
-    ...shape,
-    owner,
-    statusIntervalMs: 0,
-    onMetrics: (m) => {
-      published += m.published
-      if (published >= rows) done()
-    },
-  })
-  relay.start()
-  try {
-    let last = -1
-    while (published < rows) {
-      if (published === last)
-        throw new Error(`the relay stalled with ${rows - published} rows left`)
-      last = published
-      await Promise.race([finished, new Promise((resolve) => setTimeout(resolve, STALL_MS))])
-    }
-  } finally {
-    await relay.stop()
-  }
+  return drainRelays(
+    (onPublished) => [
+      new OutboxRelay({
+        store,
+        publisher,
+        ...shape,
+        owner,
+        statusIntervalMs: 0,
+        onMetrics: (m) => onPublished(m.published),
+      }),
+    ],
+    rows,
+  )
 }
-
-/** No progress for this long while rows remain means the relay is stuck. */
-const STALL_MS = 10_000
