@@ -40,7 +40,10 @@ export interface ClaimedRecord {
   readonly headers: Readonly<Record<string, string>>
   /** Attempts so far, this one included. */
   readonly attempts: number
-  /** The fencing token of this claim. */
+  /**
+   * The fencing token of this claim: opaque, pass it back as it is (a store may put in it what
+   * it needs to find the row). A token the store never handed out matches no row.
+   */
   readonly token: string
 }
 

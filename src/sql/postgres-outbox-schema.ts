@@ -9,7 +9,10 @@ import { validateIdentifier } from './sql-executor.js'
 export interface PostgresOutboxNames {
   /** Default `switchyard`. */
   readonly schema?: string
-  /** Default `outbox`; the key counter table is `<table>_keys`. */
+  /**
+   * Default `outbox`; the key counter table is `<table>_keys`, the table of stored message ids
+   * `<table>_ids`.
+   */
   readonly table?: string
   /**
    * The outbox table's fill factor, 10–100: how full an insert leaves a page. Default 50: the
@@ -26,6 +29,7 @@ export interface QualifiedNames {
   readonly schema: string
   readonly outbox: string
   readonly keys: string
+  readonly ids: string
   /** The NOTIFY channel (unquoted, validated). */
   readonly channel: string
 }
@@ -34,10 +38,12 @@ export function qualify(names: PostgresOutboxNames = {}): QualifiedNames {
   const schema = validateIdentifier(names.schema ?? 'switchyard', 'schema')
   const table = validateIdentifier(names.table ?? 'outbox', 'table')
   validateIdentifier(`${table}_keys`, 'table (with its _keys suffix)')
+  validateIdentifier(`${table}_ids`, 'table (with its _ids suffix)')
   return {
     schema: `"${schema}"`,
     outbox: `"${schema}"."${table}"`,
     keys: `"${schema}"."${table}_keys"`,
+    ids: `"${schema}"."${table}_ids"`,
     channel: `${schema}_${table}`.slice(0, 63),
   }
 }
@@ -60,13 +66,17 @@ export function outboxSchemaSql(names: PostgresOutboxNames = {}): string[] {
   const index = (suffix: string): string => `"${(names.table ?? 'outbox').slice(0, 40)}_${suffix}"`
   return [
     `CREATE SCHEMA IF NOT EXISTS ${q.schema}`,
-    // The primary key is the message id: marks find rows by it, and a duplicate append fails on
-    // it. `seq` orders claims and needs no index of its own (the `due` index holds it). A claim
-    // leaves `state` alone (the lease lives in `lease_token` and `available_at`), so claiming
-    // writes no new entry in the indexes whose predicates read `state`.
+    // The primary key is `seq`, the order claims take rows in: a row's claim token carries it, so
+    // marks find rows by an 8-byte key. Marking a row published is not a HOT update (it changes
+    // `state`, which the partial indexes filter on), so it writes a new entry in every index that
+    // holds published rows: here only this one and `published`. The message id has no index of
+    // its own here (a unique one cost the relay ~15%: an entry per mark): the `_ids` table below
+    // keeps ids unique, and `dead` finds dead rows by id.
+    // A claim leaves `state` alone (the lease lives in `lease_token` and `available_at`), so
+    // claiming writes no index entry at all.
     `CREATE TABLE IF NOT EXISTS ${q.outbox} (
-  id           text PRIMARY KEY,
-  seq          bigint GENERATED ALWAYS AS IDENTITY,
+  seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id           text NOT NULL,
   topic        text NOT NULL,
   key          text,
   key_seq      bigint,
@@ -86,10 +96,17 @@ export function outboxSchemaSql(names: PostgresOutboxNames = {}): string[] {
   key      text PRIMARY KEY,
   last_seq bigint NOT NULL
 )`,
+    // The ids of the rows stored: an append inserts them with the rows (a duplicate fails the
+    // append), cleanup deletes them with the rows. Marks never touch this table.
+    `CREATE TABLE IF NOT EXISTS ${q.ids} (
+  id text PRIMARY KEY
+)`,
     `CREATE INDEX IF NOT EXISTS ${index('due')} ON ${q.outbox} (seq) WHERE state = 'pending'`,
     // The head-of-line check looks for an earlier unpublished row of the key: without this index
     // it reads every earlier row of the key, published ones included.
     `CREATE INDEX IF NOT EXISTS ${index('open_keys')} ON ${q.outbox} (key, key_seq) WHERE key IS NOT NULL AND state IN ('pending', 'dead')`,
     `CREATE INDEX IF NOT EXISTS ${index('published')} ON ${q.outbox} (published_at) WHERE state = 'published'`,
+    // `retry(ids)` and `skip(ids)` name dead rows by message id.
+    `CREATE INDEX IF NOT EXISTS ${index('dead')} ON ${q.outbox} (id) WHERE state = 'dead'`,
   ]
 }

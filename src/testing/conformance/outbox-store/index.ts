@@ -59,6 +59,15 @@ const record = (key?: string, extra: Partial<OutboxAppend> = {}): OutboxAppend =
 }
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const LEASE = { limit: 100, leaseMs: 30_000 } as const
+/** An `assert.rejects` check: the error's stable code and whether it is retryable. */
+const code =
+  (expected: string, retryable: boolean) =>
+  (error: unknown): true => {
+    const e = error as { code?: unknown; retryable?: unknown }
+    assert.equal(e.code, expected)
+    assert.equal(e.retryable, retryable)
+    return true
+  }
 /** A well-formed token no claim handed out. */
 const STALE_TOKEN = '00000000-0000-4000-8000-000000000000'
 
@@ -130,12 +139,6 @@ export function describeOutboxStoreConformance(
       'append refuses, with a typed error, a body over the limit or a message id already stored; the transaction stores nothing',
       async () => {
         const limit = config.maxMessageBytes ?? 1024 * 1024
-        const code = (expected: string, retryable: boolean) => (error: unknown) => {
-          const e = error as { code?: unknown; retryable?: unknown }
-          assert.equal(e.code, expected)
-          assert.equal(e.retryable, retryable)
-          return true
-        }
         const atLimit = record('big', { body: new Uint8Array(limit).fill(0x20) })
         await append(atLimit)
         await assert.rejects(
@@ -392,8 +395,9 @@ export function describeOutboxStoreConformance(
       assert.equal(again?.attempts, 1)
     })
 
-    scenario('retention removes only published rows', async () => {
-      await append(record(), record(), record())
+    scenario('retention removes only published rows, and forgets their ids', async () => {
+      const records = [record(), record(), record()]
+      await append(...records)
       const claimed = await h.store.claim({ limit: 2, leaseMs: 30_000 })
       await h.store.markPublished(claimed)
       await sleep(20)
@@ -402,6 +406,11 @@ export function describeOutboxStoreConformance(
       assert.equal(status.published, 0)
       assert.equal(status.pending, 1)
       assert.ok(status.oldestPendingMs >= 0)
+      // The id of a row still stored is still refused; a removed row's id is free again.
+      const kept = records.find((r) => !claimed.some((c) => c.id === r.id))!
+      await assert.rejects(append(kept), code('SWITCHYARD_DUPLICATE_MESSAGE_ID', false))
+      await append(records.find((r) => r.id === claimed[0]!.id)!)
+      assert.equal((await h.store.status()).pending, 2)
     })
   })
 }
