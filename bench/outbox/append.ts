@@ -7,6 +7,9 @@
  * A third, informative side appends through a store built with `notify: false`: `append` then
  * skips its `SELECT pg_notify(…)` statement, which shows what the wake-up hint costs (one round
  * trip per append, and at commit the server's global notification-queue lock).
+ *
+ * A fourth, informative side runs the business INSERT twice: the price of one more statement of
+ * the cheapest kind in the transaction, the ceiling for any append that is a statement of its own.
  */
 import type { SqlExecutor } from 'switchyard-bus'
 import { collect } from '../dispatch/harness.js'
@@ -25,11 +28,12 @@ export interface AppendResult {
   readonly baseline: number[]
   readonly outbox: number[]
   readonly outboxNoNotify: number[]
+  readonly secondInsert: number[]
 }
 
 type Side = keyof AppendResult
 
-const SIDES: readonly Side[] = ['baseline', 'outbox', 'outboxNoNotify']
+const SIDES: readonly Side[] = ['baseline', 'outbox', 'outboxNoNotify', 'secondInsert']
 
 export async function measureAppend(
   backend: Backend,
@@ -46,7 +50,12 @@ export async function measureAppend(
       const work = (side: Side): ((tx: SqlExecutor) => Promise<void>) =>
         transactionBody(db, stores, side)
       for (const side of SIDES) await runFor(sessions, options.warmupMs, work(side))
-      const result: AppendResult = { baseline: [], outbox: [], outboxNoNotify: [] }
+      const result: AppendResult = {
+        baseline: [],
+        outbox: [],
+        outboxNoNotify: [],
+        secondInsert: [],
+      }
       for (let r = 0; r < options.rounds; r++) {
         for (let k = 0; k < SIDES.length; k++) {
           const side = SIDES[(k + r) % SIDES.length]!
@@ -82,6 +91,11 @@ function transactionBody(
       return async (tx) => {
         await insertOrder(db, tx)
         await stores.quiet.append(tx, [outboxRecord()])
+      }
+    case 'secondInsert':
+      return async (tx) => {
+        await insertOrder(db, tx)
+        await insertOrder(db, tx)
       }
   }
 }

@@ -40,7 +40,7 @@ const FIRST_MEMORY_SAMPLE = 10_000
 const BATCH_SIZE = 100
 const APPEND = { clients: CLIENTS, rounds: QUICK ? 3 : 5, roundMs: QUICK ? 500 : 1500 }
 const RELAY_ROWS = QUICK ? 5_000 : 20_000
-const RELAY_ROUNDS = QUICK ? 1 : 3
+const RELAY_ROUNDS = QUICK ? 1 : 5
 const LATENCY = { rate: 1000, seconds: QUICK ? 3 : 10 }
 /** A rate both databases sustain here (PGlite tops out near 250 appends/s), for comparison. */
 const LATENCY_LOW = { rate: 100, seconds: QUICK ? 2 : 5 }

@@ -117,6 +117,7 @@ function printBackend(f: Measured): void {
         row('append: BEGIN; INSERT; COMMIT (baseline)', append.baseline, 'tx/s'),
         row('append: + store.append(tx, [1 record])', append.outbox, 'tx/s'),
         row('append: + store.append, notify: false (info)', append.outboxNoNotify, 'tx/s'),
+        row('append: + a second business INSERT (info)', append.secondInsert, 'tx/s'),
         row('drain: SELECT … SKIP LOCKED + UPDATE (baseline)', relay.baseline, 'rows/s'),
         row('drain: 1 OutboxRelay, its loop', relay.relay, 'rows/s'),
         row('drain: 2 OutboxRelays, separate pools', relay.twoRelays, 'rows/s'),
@@ -186,6 +187,7 @@ function largestGrowth(m: MemoryResult, value: (s: MemorySample) => number): num
 export function ratios(f: Measured): {
   append: number
   appendNoNotify: number
+  appendSecondInsert: number
   relay: number
   twoRelays: number | undefined
   rssGrowthMB: number
@@ -195,6 +197,7 @@ export function ratios(f: Measured): {
   return {
     append: median(append.outbox) / median(append.baseline),
     appendNoNotify: median(append.outboxNoNotify) / median(append.baseline),
+    appendSecondInsert: median(append.secondInsert) / median(append.baseline),
     relay: median(relay.relay) / median(relay.baseline),
     twoRelays:
       relay.twoRelays === undefined ? undefined : median(relay.twoRelays) / median(relay.relay),
@@ -219,6 +222,12 @@ function targetsOf(f: Measured): Target[] {
     {
       name: `${name}: append, outbox notify: false / plain (info)`,
       shown: ratioShown(r.appendNoNotify, f.append.outboxNoNotify, f.append.baseline),
+      target: '-',
+      result: 'info',
+    },
+    {
+      name: `${name}: append, a second business INSERT instead / plain (info: one more statement)`,
+      shown: ratioShown(r.appendSecondInsert, f.append.secondInsert, f.append.baseline),
       target: '-',
       result: 'info',
     },
@@ -315,4 +324,5 @@ const medians = (a: AppendResult): Record<keyof AppendResult, number> => ({
   baseline: median(a.baseline),
   outbox: median(a.outbox),
   outboxNoNotify: median(a.outboxNoNotify),
+  secondInsert: median(a.secondInsert),
 })

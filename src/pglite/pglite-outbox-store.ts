@@ -8,11 +8,18 @@ import { type WakeUpSource } from '../index.js'
 import { PostgresInboxEngine, type PostgresInboxOptions } from '../sql/postgres-inbox-engine.js'
 import { PostgresOutboxEngine, type PostgresOutboxOptions } from '../sql/postgres-outbox-engine.js'
 import { fromPglite, type PgliteDatabase } from './pglite-client.js'
+import { preparedPglite } from './pglite-prepared.js'
 
 /** Options of {@link PgliteOutboxStore}. */
 export interface PgliteOutboxStoreOptions extends PostgresOutboxOptions {
   /** Your PGlite instance. */
   readonly db: PgliteDatabase
+  /**
+   * Keep the store's own statements (claims, marks; not appends, which run in your transaction)
+   * as prepared statements on the instance, named `switchyard_…`: PGlite would plan each again
+   * every time. Default true.
+   */
+  readonly prepare?: boolean
 }
 
 /** The outbox on PGlite. Append inside `db.transaction(async (tx) => store.append(fromPglite(tx), …))`. */
@@ -20,7 +27,7 @@ export class PgliteOutboxStore extends PostgresOutboxEngine implements WakeUpSou
   readonly #db: PgliteDatabase
 
   constructor(options: PgliteOutboxStoreOptions) {
-    super(fromPglite(options.db), options)
+    super(options.prepare === false ? fromPglite(options.db) : preparedPglite(options.db), options)
     this.#db = options.db
   }
 

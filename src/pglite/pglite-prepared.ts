@@ -1,0 +1,115 @@
+/**
+ * @internal A `SqlExecutor` over a PGlite instance that keeps the statements it is asked to name
+ * (`query(sql, params, { name })`) as server-side prepared statements: PGlite plans every query
+ * again, and for the relay's claim that planning was a tenth of each batch. PGlite's `query` has
+ * no named statements and cannot bind parameters to `EXECUTE`, so the statement is prepared once
+ * with SQL (`PREPARE name AS …`) and run as `EXECUTE name(literal, …)`.
+ *
+ * Only for the store's own statements, run on the instance outside any transaction of the user's:
+ * a failed `PREPARE` there aborts nothing. Appends and inbox records, which run inside the user's
+ * transaction, go through `fromPglite(tx)`, which never prepares.
+ *
+ * Parameters become literals only of the kinds the stores bind (null, finite numbers, booleans,
+ * text, bytes, and flat arrays of text or numbers); text is an escape string (postgres-literal.ts),
+ * arrays are array literals inside one. Anything else, or text holding NUL, runs the statement as a
+ * plain query instead, so the driver reports on it as always.
+ */
+import type { QueryOptions, SqlExecutor, SqlResult } from '../index.js'
+import { pgLiteralSafe, pgTextLiteral } from '../sql/postgres-literal.js'
+import type { PgliteQueryable } from './pglite-client.js'
+
+/** SQLSTATE of `PREPARE` when the name exists, and of `EXECUTE` when it does not. */
+const DUPLICATE_PREPARED = '42P05'
+const MISSING_PREPARED = '26000'
+const NAME = /^[a-z_][a-z0-9_]{0,62}$/
+
+export function preparedPglite(db: PgliteQueryable): SqlExecutor {
+  const prepared = new Set<string>()
+
+  async function prepare(name: string, sql: string): Promise<void> {
+    try {
+      await db.query(`PREPARE ${name} AS ${sql}`)
+    } catch (error) {
+      // Another store on the same instance prepared it: the name is derived from the text.
+      if (sqlState(error) !== DUPLICATE_PREPARED) throw error
+    }
+    prepared.add(name)
+  }
+
+  return {
+    async query<R extends object>(
+      sql: string,
+      params: readonly unknown[] = [],
+      options: QueryOptions = {},
+    ): Promise<SqlResult<R>> {
+      const name = options.name
+      const args = name !== undefined && NAME.test(name) ? literals(params) : undefined
+      if (name === undefined || args === undefined) {
+        const result = await db.query<R>(sql, [...params])
+        return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length }
+      }
+      if (!prepared.has(name)) await prepare(name, sql)
+      const execute = args.length === 0 ? `EXECUTE ${name}` : `EXECUTE ${name}(${args.join(', ')})`
+      let result
+      try {
+        result = await db.query<R>(execute)
+      } catch (error) {
+        // DEALLOCATE ALL or DISCARD ALL ran on the instance: prepare again, once.
+        if (sqlState(error) !== MISSING_PREPARED) throw error
+        prepared.delete(name)
+        await prepare(name, sql)
+        result = await db.query<R>(execute)
+      }
+      return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length }
+    },
+  }
+}
+
+function sqlState(error: unknown): unknown {
+  return typeof error === 'object' && error !== null
+    ? (error as { code?: unknown }).code
+    : undefined
+}
+
+/** The parameters as SQL literals, or undefined if one of them cannot be one. */
+function literals(params: readonly unknown[]): string[] | undefined {
+  const out: string[] = []
+  for (const value of params) {
+    const literal = scalar(value) ?? array(value)
+    if (literal === undefined) return undefined
+    out.push(literal)
+  }
+  return out
+}
+
+function scalar(value: unknown): string | undefined {
+  if (value === null) return 'NULL'
+  switch (typeof value) {
+    case 'number':
+      return Number.isFinite(value) ? String(value) : undefined
+    case 'bigint':
+      return String(value)
+    case 'boolean':
+      return value ? 'TRUE' : 'FALSE'
+    case 'string':
+      return pgLiteralSafe(value) ? pgTextLiteral(value) : undefined
+  }
+  if (value instanceof Uint8Array)
+    return `E'\\\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}'`
+  return undefined
+}
+
+/** A flat array of text or numbers (or nulls) as an array literal, itself an escape string. */
+function array(value: unknown): string | undefined {
+  if (!Array.isArray(value)) return undefined
+  const elements: string[] = []
+  for (const element of value as unknown[]) {
+    if (element === null) elements.push('NULL')
+    else if (typeof element === 'number' && Number.isFinite(element)) elements.push(String(element))
+    else if (typeof element === 'string' && pgLiteralSafe(element))
+      // Quoted, with `"` and `\` escaped for the array syntax; the escape string escapes again.
+      elements.push(`"${element.replace(/["\\]/g, (c) => `\\${c}`)}"`)
+    else return undefined
+  }
+  return pgTextLiteral(`{${elements.join(',')}}`)
+}
