@@ -11,6 +11,7 @@
 import { deliveryScope } from '../core/delivery-scope.js'
 import {
   type OpenTransaction,
+  type QueryOptions,
   type Repository,
   type SqlExecutor,
   type SqlResult,
@@ -25,6 +26,12 @@ export interface PostgresUnitOfWorkOptions<
   R extends Record<string, Repository>,
 > extends SqlUnitOfWorkOptions<R> {
   readonly pool: PgPool
+  /**
+   * Run the statements that come with a name (the stores' appends and inbox records) as pg named
+   * statements, parsed and planned once per connection, as `fromPg` does. Default true; `false`
+   * for a pooler that cannot keep prepared statements.
+   */
+  readonly prepare?: boolean
 }
 
 export class PostgresUnitOfWork<R extends Record<string, Repository>> extends SqlUnitOfWork<R> {
@@ -40,8 +47,9 @@ export class PostgresUnitOfWork<R extends Record<string, Repository>> extends Sq
     // now would be an uncaught 'error' event that kills the process. The failed query rejects
     // anyway, so the listener only has to exist; it goes before the client goes back.
     client.on('error', ignore)
+    const prepare = options.prepare ?? true
     if (deliveryScope.getStore() !== undefined)
-      return new PostgresUnitOfWork(new PgTransaction(client, false), options)
+      return new PostgresUnitOfWork(new PgTransaction(client, false, prepare), options)
     try {
       await client.query('BEGIN')
     } catch (error) {
@@ -49,7 +57,7 @@ export class PostgresUnitOfWork<R extends Record<string, Repository>> extends Sq
       client.release(error instanceof Error ? error : true)
       throw error
     }
-    return new PostgresUnitOfWork(new PgTransaction(client, true), options)
+    return new PostgresUnitOfWork(new PgTransaction(client, true, prepare), options)
   }
 }
 
@@ -60,11 +68,20 @@ type PgResult = Awaited<ReturnType<PgPoolClient['query']>>
 
 /**
  * `client.query`: a statement of the transaction's own (no parameters) or the user's (with a copy
- * of theirs, as `fromPg` passes them). Whatever goes wrong rejects, never throws.
+ * of theirs, as `fromPg` passes them; as a pg named statement when it comes with a `name`).
+ * Whatever goes wrong rejects, never throws.
  */
-function send(client: PgPoolClient, sql: string, params?: readonly unknown[]): Promise<PgResult> {
+function send(
+  client: PgPoolClient,
+  sql: string,
+  params?: readonly unknown[],
+  name?: string,
+): Promise<PgResult> {
   try {
-    return params === undefined ? client.query(sql) : client.query(sql, [...params])
+    if (params === undefined) return client.query(sql)
+    return name === undefined
+      ? client.query(sql, [...params])
+      : client.query({ name, text: sql, values: [...params] })
   } catch (error) {
     return Promise.reject(error)
   }
@@ -95,16 +112,24 @@ class PgTransaction implements OpenTransaction {
   #beginning: Promise<unknown> | undefined
   /** `BEGIN` succeeded: statements go straight out. */
   #ready: boolean
+  /** Named statements run as pg named statements. */
+  readonly #prepare: boolean
 
-  constructor(client: PgPoolClient, begun: boolean) {
+  constructor(client: PgPoolClient, begun: boolean, prepare: boolean) {
     this.#client = client
     this.#ready = begun
     this.#beginning = begun ? Promise.resolve() : undefined
+    this.#prepare = prepare
   }
 
-  query<Row extends object>(sql: string, params?: readonly unknown[]): Promise<SqlResult<Row>> {
-    if (!this.#ready) return this.#queryAfterBegin(sql, params)
-    return send(this.#client, sql, params ?? NO_PARAMS).then(toSqlResult<Row>)
+  query<Row extends object>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<SqlResult<Row>> {
+    const name = this.#prepare ? options?.name : undefined
+    if (!this.#ready) return this.#queryAfterBegin(sql, params, name)
+    return send(this.#client, sql, params ?? NO_PARAMS, name).then(toSqlResult<Row>)
   }
 
   beginWith(statement: string): Promise<SqlResult<Record<string, unknown>>> | undefined {
@@ -129,11 +154,12 @@ class PgTransaction implements OpenTransaction {
   async #queryAfterBegin<Row extends object>(
     sql: string,
     params: readonly unknown[] | undefined,
+    name: string | undefined,
   ): Promise<SqlResult<Row>> {
     await (this.#beginning ??= send(this.#client, 'BEGIN').then(() => {
       this.#ready = true
     }))
-    return toSqlResult<Row>(await send(this.#client, sql, params ?? NO_PARAMS))
+    return toSqlResult<Row>(await send(this.#client, sql, params ?? NO_PARAMS, name))
   }
 
   #finish(statement: 'COMMIT' | 'ROLLBACK'): Promise<void> {
@@ -172,8 +198,12 @@ class PgExecutor implements SqlExecutor, BeginWith {
     this.#transaction = transaction
   }
 
-  query<Row extends object>(sql: string, params?: readonly unknown[]): Promise<SqlResult<Row>> {
-    return this.#transaction.query(sql, params)
+  query<Row extends object>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<SqlResult<Row>> {
+    return this.#transaction.query(sql, params, options)
   }
 
   [BEGIN_WITH](statement: string): Promise<SqlResult<Record<string, unknown>>> | undefined {
