@@ -14,6 +14,11 @@
  * - The token handed out is `<seq>.<lease uuid>`: marks find their rows by the primary key `seq`
  *   and compare the uuid. A token that does not parse matches no row (it is stale).
  * - Wake-up: `append` sends one payload-less NOTIFY per call (delivered at commit), a hint only.
+ * - Relaxed commits (PostgreSQL store, `relaxedCommits`): the claim and mark statements set
+ *   `synchronous_commit` off for their own transaction (`set_config(…, true)` inside the
+ *   statement), so they do not wait for the WAL flush. A database crash can forget the last of
+ *   them: rows come back pending (or unleased) and are published again, in order. Appends, which
+ *   run in the caller's transaction, are never touched.
  */
 import { createHash, randomUUID } from 'node:crypto'
 import type {
@@ -88,10 +93,18 @@ interface Refs {
   readonly tokens: string[]
 }
 
+/** @internal How the engine runs: what only some stores turn on. */
+export interface EngineSettings {
+  /** The relay's own statements commit with `synchronous_commit` off (see the module comment). */
+  readonly relaxedCommits?: boolean
+}
+
 /** @internal The SQL engine, given an executor for the store's own statements. */
 export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, MarkAndClaim {
   readonly names: QualifiedNames
   readonly #blocking: string
+  /** A one-row relation to join into a relay statement: relaxes its commit, or does nothing. */
+  readonly #commitMode: string
   readonly #notify: boolean
   readonly #notifyWindowMs: number
   /** When this store last sent a NOTIFY (performance.now()), for the window. */
@@ -102,8 +115,13 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, Mar
   constructor(
     private readonly db: SqlExecutor,
     private readonly options: PostgresOutboxOptions,
+    settings: EngineSettings = {},
   ) {
     this.names = qualify(options)
+    this.#commitMode =
+      settings.relaxedCommits === true
+        ? `(SELECT set_config('synchronous_commit', 'off', true)) AS commit_mode`
+        : `(SELECT 1) AS commit_mode`
     fillFactorOf(options) // a bad fillFactor fails here, not at ensureSchema
     this.#blocking = options.deadLetters === 'release' ? `('pending')` : `('pending', 'dead')`
     this.#notify = options.notify ?? true
@@ -298,7 +316,11 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, Mar
   async claim(options: ClaimOptions): Promise<ClaimedRecord[]> {
     const { rows } = await this.#run<Row>(
       'claim',
-      this.#shape('claim', () => `WITH ${this.#claimCtes('')} SELECT * FROM claimed`),
+      this.#shape(
+        'claim',
+        () =>
+          `WITH ${this.#claimCtes('')} SELECT c.* FROM ${this.#commitMode} JOIN claimed c ON true`,
+      ),
       [options.limit, options.leaseMs, options.owner ?? null, randomUUID()],
     )
     return claimedRecords(rows)
@@ -319,7 +341,7 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, Mar
         () => `WITH marked AS (${this.#markSql('$5', '$6')} RETURNING o.seq),
          ${this.#claimCtes('AND %.seq NOT IN (SELECT seq FROM marked)')}
          SELECT c.*, (SELECT count(*) FROM marked) AS accepted
-         FROM (SELECT 1) AS one LEFT JOIN claimed c ON true`,
+         FROM ${this.#commitMode} LEFT JOIN claimed c ON true`,
       ),
       [options.limit, options.leaseMs, options.owner ?? null, randomUUID(), refs.seqs, refs.tokens],
     )
@@ -359,6 +381,7 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, Mar
   #markSql(seqs: string, tokens: string): string {
     return `UPDATE ${this.names.outbox} AS o
        SET state = 'published', published_at = now(), lease_token = NULL, last_error = NULL
+       FROM ${this.#commitMode}
        WHERE ${fenced(seqs, tokens)}`
   }
 
