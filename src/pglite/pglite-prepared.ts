@@ -93,10 +93,13 @@ function scalar(value: unknown): string | undefined {
       return value ? 'TRUE' : 'FALSE'
     case 'string':
       return pgLiteralSafe(value) ? pgTextLiteral(value) : undefined
+    case 'object':
+      return value instanceof Uint8Array
+        ? `E'\\\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}'`
+        : undefined
+    default:
+      return undefined // undefined, functions, symbols: the driver's own handling applies
   }
-  if (value instanceof Uint8Array)
-    return `E'\\\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}'`
-  return undefined
 }
 
 /** A flat array of text or numbers (or nulls) as an array literal, itself an escape string. */
