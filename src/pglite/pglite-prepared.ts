@@ -97,9 +97,12 @@ function scalar(value: unknown): string | undefined {
       return value instanceof Uint8Array
         ? `E'\\\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}'`
         : undefined
-    default:
-      return undefined // undefined, functions, symbols: the driver's own handling applies
+    case 'function':
+    case 'symbol':
+    case 'undefined':
+      break // the driver's own handling applies
   }
+  return undefined
 }
 
 /** A flat array of text or numbers (or nulls) as an array literal, itself an escape string. */
