@@ -132,7 +132,9 @@ function relaysFor(
 async function prefill(db: Database, filler: BenchStore | undefined, rows: number): Promise<void> {
   const s = `"${db.schema}"`
   const plain = filler === undefined
-  await db.sql.query(plain ? `TRUNCATE ${s}.plain` : `TRUNCATE ${s}.outbox, ${s}.outbox_keys`)
+  await db.sql.query(
+    plain ? `TRUNCATE ${s}.plain` : `TRUNCATE ${s}.outbox, ${s}.outbox_keys, ${s}.outbox_ids`,
+  )
   for (let done = 0; done < rows; done += FILL_BATCH) {
     const records = outboxRecords(Math.min(FILL_BATCH, rows - done))
     await db.transaction((tx) =>

@@ -207,7 +207,7 @@ async function prefill(
 ): Promise<void> {
   const outbox = `"${db.schema}".outbox`
   const keys = `"${db.schema}".outbox_keys`
-  await db.sql.query(`TRUNCATE ${outbox}, ${keys}`)
+  await db.sql.query(`TRUNCATE ${outbox}, ${keys}, "${db.schema}".outbox_ids`)
   for (let i = 0; i < records.length; i += FILL_BATCH) {
     const chunk = records.slice(i, i + FILL_BATCH)
     await db.transaction((tx) => store.append(tx, chunk))
