@@ -14,6 +14,7 @@ import type {
   QueryDefinition,
 } from './message.js'
 import { uuidv7 } from './uuid.js'
+import { isThenable } from './thenable.js'
 
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(
   Object.create(null) as Record<string, string>,
@@ -115,9 +116,6 @@ async function validateAsync<I, P>(
   if (result.issues !== undefined) throw validationError(type, result.issues)
   return result.value
 }
-
-const isThenable = (value: unknown): value is PromiseLike<unknown> =>
-  typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
 
 function isSchema(value: unknown): value is StandardSchemaV1 {
   // arktype's types are callable, so a schema may be a function as well as an object.

@@ -15,6 +15,7 @@ import { ConfigurationError, ErrorCode } from '../errors.js'
 import { type AggregateRoot, drainRecorded, peekRecorded, RECORDED } from './aggregate.js'
 import type { Event } from './message.js'
 import type { Repository } from './repository.js'
+import { isThenable } from './thenable.js'
 
 const UNIT_OF_WORK: unique symbol = Symbol.for('switchyard.unit-of-work')
 
@@ -243,9 +244,6 @@ export abstract class UnitOfWork implements AsyncDisposable {
     return false
   }
 }
-
-const isThenable = (value: unknown): value is PromiseLike<unknown> =>
-  typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
 
 /** Throws the errors of a phase's hooks, if any. */
 function hookErrors(phase: string, errors: unknown[] | undefined): undefined {
