@@ -22,6 +22,16 @@ const never = (): never => {
 }
 const pool = { query: never, connect: never, getConnection: never } as never
 
+/** What `attempt` threw, synchronously (undefined if it returned): refusals come before any SQL. */
+function thrown(attempt: () => unknown): unknown {
+  try {
+    attempt()
+  } catch (error) {
+    return error
+  }
+  return undefined
+}
+
 describe('identifier validation (RELIABILITY T22)', () => {
   it.each(hostile)('refuses %j with a ConfigurationError before any SQL runs', (name) => {
     const attempts = [
@@ -35,15 +45,8 @@ describe('identifier validation (RELIABILITY T22)', () => {
       () => new MysqlInboxStore({ pool, table: name }),
       () => outboxSchemaSql({ table: name }),
     ]
-    for (const attempt of attempts) {
-      let failure: unknown
-      try {
-        attempt()
-      } catch (error) {
-        failure = error
-      }
-      expect(isSwitchyardError(failure, ErrorCode.Configuration)).toBe(true)
-    }
+    for (const attempt of attempts)
+      expect(isSwitchyardError(thrown(attempt), ErrorCode.Configuration)).toBe(true)
   })
 
   it('accepts ordinary names and quotes them in the DDL', () => {
@@ -63,15 +66,8 @@ describe('outbox fill factor', () => {
         () => outboxSchemaSql({ fillFactor }),
         () => new PostgresOutboxStore({ pool, fillFactor }),
         () => new PgliteOutboxStore({ db: pool, fillFactor }),
-      ]) {
-        let failure: unknown
-        try {
-          attempt()
-        } catch (error) {
-          failure = error
-        }
-        expect(isSwitchyardError(failure, ErrorCode.Configuration)).toBe(true)
-      }
+      ])
+        expect(isSwitchyardError(thrown(attempt), ErrorCode.Configuration)).toBe(true)
     }
   })
 })
