@@ -8,6 +8,7 @@
  * hold (a NUL character, or not text) takes the parameterized statement, which fails as it did.
  */
 import type { InboxStore } from '../outbox/inbox-store.js'
+import { lockedDdl } from './postgres-ddl.js'
 import { pgLiteralSafe, pgTextLiteral } from './postgres-literal.js'
 import { BEGIN_WITH, type BeginWith, type SqlExecutor, validateIdentifier } from './sql-executor.js'
 import { storeOperation } from './store-operation.js'
@@ -50,18 +51,9 @@ export class PostgresInboxEngine implements InboxStore {
   }
 
   async ensureSchema(): Promise<void> {
-    const body = inboxSchemaSql(this.options)
-      .map((statement) => `EXECUTE $ddl$${statement}$ddl$;`)
-      .join('\n')
     const schema = `"${validateIdentifier(this.options.schema ?? 'switchyard', 'schema')}"`
     // The same lock as the outbox's DDL for this schema: both may create the schema at once.
-    const lock = `'switchyard-ddl:${schema.replaceAll("'", "''")}'`
-    await this.#run(
-      'ensureSchema',
-      `DO $switchyard$ BEGIN PERFORM pg_advisory_xact_lock(hashtext(${lock})); ${body} END $switchyard$`,
-      [],
-      this.db,
-    )
+    await this.#run('ensureSchema', lockedDdl(schema, inboxSchemaSql(this.options)), [], this.db)
   }
 
   tryRecord(tx: SqlExecutor, consumer: string, messageId: string): Promise<boolean> {

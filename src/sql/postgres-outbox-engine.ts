@@ -42,6 +42,7 @@ import {
   type QualifiedNames,
 } from './postgres-outbox-schema.js'
 import { ConfigurationError } from '../errors.js'
+import { lockedDdl } from './postgres-ddl.js'
 import type { SqlExecutor } from './sql-executor.js'
 import {
   checkAppend,
@@ -141,16 +142,7 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, Mar
   }
 
   async ensureSchema(): Promise<void> {
-    // One DO block: one implicit transaction on one connection, serialised by an advisory lock per
-    // schema (shared with the inbox's), so concurrent callers cannot race on the catalog, even when
-    // both create the schema. Names are validated identifiers.
-    const body = outboxSchemaSql(this.options)
-      .map((statement) => `EXECUTE ${dollarQuote(statement)};`)
-      .join('\n')
-    await this.#run(
-      'ensureSchema',
-      `DO $switchyard$ BEGIN PERFORM pg_advisory_xact_lock(hashtext(${literal(`switchyard-ddl:${this.names.schema}`)})); ${body} END $switchyard$`,
-    )
+    await this.#run('ensureSchema', lockedDdl(this.names.schema, outboxSchemaSql(this.options)))
   }
 
   async append(tx: SqlExecutor, records: readonly OutboxAppend[]): Promise<void> {
@@ -562,11 +554,3 @@ function fenced(seqs: string, tokens: string): string {
 
 const bodyBuffer = (body: Uint8Array): Buffer =>
   Buffer.from(body.buffer, body.byteOffset, body.byteLength)
-
-function literal(value: string): string {
-  return `'${value.replaceAll("'", "''")}'`
-}
-
-function dollarQuote(statement: string): string {
-  return `$ddl$${statement}$ddl$`
-}
