@@ -68,11 +68,30 @@ export function fromPg(queryable: PgQueryable, options: FromPgOptions = {}): Sql
       params: readonly unknown[] = [],
       hints?: QueryOptions,
     ): Promise<SqlResult<R>> {
-      const values = [...params]
-      const result = await (!prepare || hints?.name === undefined
-        ? queryable.query(sql, values)
-        : queryable.query({ name: hints.name, text: sql, values }))
-      return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 }
+      return pgResult<R>(
+        await pgQuery(queryable, sql, [...params], prepare ? hints?.name : undefined),
+      )
     },
   }
 }
+
+/** @internal pg's answer to one statement. */
+export type PgResult = Awaited<ReturnType<PgQueryable['query']>>
+
+/** @internal Runs a statement with its values, as a pg named statement when it has a `name`. */
+export function pgQuery(
+  queryable: PgQueryable,
+  sql: string,
+  values: unknown[],
+  name: string | undefined,
+): Promise<PgResult> {
+  return name === undefined
+    ? queryable.query(sql, values)
+    : queryable.query({ name, text: sql, values })
+}
+
+/** @internal A pg result as the port's `SqlResult`. */
+export const pgResult = <R>(result: PgResult): SqlResult<R> => ({
+  rows: result.rows as R[],
+  rowCount: result.rowCount ?? 0,
+})

@@ -19,7 +19,13 @@ import {
   type SqlUnitOfWorkOptions,
 } from '../index.js'
 import { BEGIN_WITH, type BeginWith } from '../sql/sql-executor.js'
-import type { PgPool, PgPoolClient } from './postgres-client.js'
+import {
+  type PgPool,
+  type PgPoolClient,
+  pgQuery,
+  type PgResult,
+  pgResult,
+} from './postgres-client.js'
 
 /** Options of {@link PostgresUnitOfWork.begin}. */
 export interface PostgresUnitOfWorkOptions<
@@ -53,8 +59,7 @@ export class PostgresUnitOfWork<R extends Record<string, Repository>> extends Sq
     try {
       await client.query('BEGIN')
     } catch (error) {
-      client.removeListener('error', ignore)
-      client.release(error instanceof Error ? error : true)
+      giveBack(client, error)
       throw error
     }
     return new PostgresUnitOfWork(new PgTransaction(client, true, prepare), options)
@@ -64,7 +69,16 @@ export class PostgresUnitOfWork<R extends Record<string, Repository>> extends Sq
 const NO_PARAMS: readonly unknown[] = []
 const ignore = (): void => undefined
 
-type PgResult = Awaited<ReturnType<PgPoolClient['query']>>
+/**
+ * Returns the client to the pool, without the error listener `begin` added. Given the failure of
+ * its last statement (whatever was thrown), the connection's state is unknown, so the pool destroys
+ * it rather than hand it out again.
+ */
+function giveBack(client: PgPoolClient, ...failure: [unknown] | []): void {
+  client.removeListener('error', ignore)
+  if (failure.length === 0) client.release()
+  else client.release(failure[0] instanceof Error ? failure[0] : true)
+}
 
 /**
  * `client.query`: a statement of the transaction's own (no parameters) or the user's (with a copy
@@ -78,26 +92,18 @@ function send(
   name?: string,
 ): Promise<PgResult> {
   try {
-    if (params === undefined) return client.query(sql)
-    return name === undefined
-      ? client.query(sql, [...params])
-      : client.query({ name, text: sql, values: [...params] })
+    return params === undefined ? client.query(sql) : pgQuery(client, sql, [...params], name)
   } catch (error) {
     return Promise.reject(error)
   }
 }
-
-const toSqlResult = <Row>(result: PgResult): SqlResult<Row> => ({
-  rows: result.rows as Row[],
-  rowCount: result.rowCount ?? 0,
-})
 
 /** The result of the statement sent after `BEGIN` in one message. */
 function secondResult(results: unknown): SqlResult<Record<string, unknown>> {
   const result = Array.isArray(results) ? (results[1] as PgResult | undefined) : undefined
   if (result === undefined)
     throw new Error('the driver returned no result for the statement sent with BEGIN')
-  return { rows: result.rows as Record<string, unknown>[], rowCount: result.rowCount ?? 0 }
+  return pgResult(result)
 }
 
 /**
@@ -129,7 +135,7 @@ class PgTransaction implements OpenTransaction {
   ): Promise<SqlResult<Row>> {
     const name = this.#prepare ? options?.name : undefined
     if (!this.#ready) return this.#queryAfterBegin(sql, params, name)
-    return send(this.#client, sql, params ?? NO_PARAMS, name).then(toSqlResult<Row>)
+    return send(this.#client, sql, params ?? NO_PARAMS, name).then(pgResult<Row>)
   }
 
   beginWith(statement: string): Promise<SqlResult<Record<string, unknown>>> | undefined {
@@ -159,7 +165,7 @@ class PgTransaction implements OpenTransaction {
     await (this.#beginning ??= send(this.#client, 'BEGIN').then(() => {
       this.#ready = true
     }))
-    return toSqlResult<Row>(await send(this.#client, sql, params ?? NO_PARAMS, name))
+    return pgResult<Row>(await send(this.#client, sql, params ?? NO_PARAMS, name))
   }
 
   #finish(statement: 'COMMIT' | 'ROLLBACK'): Promise<void> {
@@ -172,19 +178,13 @@ class PgTransaction implements OpenTransaction {
           ? this.#beginning.then(() => send(client, statement))
           : send(client, statement)
     if (sent === undefined) {
-      client.removeListener('error', ignore)
-      client.release()
+      giveBack(client)
       return Promise.resolve()
     }
     return sent.then(
-      () => {
-        client.removeListener('error', ignore)
-        client.release()
-      },
+      () => giveBack(client),
       (error: unknown) => {
-        // The connection's state is unknown: destroy it rather than return it to the pool.
-        client.removeListener('error', ignore)
-        client.release(error instanceof Error ? error : true)
+        giveBack(client, error)
         throw error
       },
     )
