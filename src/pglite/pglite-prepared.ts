@@ -16,7 +16,7 @@
  */
 import type { QueryOptions, SqlExecutor, SqlResult } from '../index.js'
 import { pgLiteralSafe, pgTextLiteral } from '../sql/postgres-literal.js'
-import type { PgliteQueryable } from './pglite-client.js'
+import { fromPglite, type PgliteQueryable } from './pglite-client.js'
 
 /** SQLSTATE of `PREPARE` when the name exists, and of `EXECUTE` when it does not. */
 const DUPLICATE_PREPARED = '42P05'
@@ -24,6 +24,7 @@ const MISSING_PREPARED = '26000'
 const NAME = /^[a-z_][a-z0-9_]{0,62}$/
 
 export function preparedPglite(db: PgliteQueryable): SqlExecutor {
+  const plain = fromPglite(db)
   const prepared = new Set<string>()
 
   async function prepare(name: string, sql: string): Promise<void> {
@@ -44,23 +45,18 @@ export function preparedPglite(db: PgliteQueryable): SqlExecutor {
     ): Promise<SqlResult<R>> {
       const name = options.name
       const args = name !== undefined && NAME.test(name) ? literals(params) : undefined
-      if (name === undefined || args === undefined) {
-        const result = await db.query<R>(sql, [...params])
-        return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length }
-      }
+      if (name === undefined || args === undefined) return plain.query<R>(sql, params)
       if (!prepared.has(name)) await prepare(name, sql)
       const execute = args.length === 0 ? `EXECUTE ${name}` : `EXECUTE ${name}(${args.join(', ')})`
-      let result
       try {
-        result = await db.query<R>(execute)
+        return await plain.query<R>(execute)
       } catch (error) {
         // DEALLOCATE ALL or DISCARD ALL ran on the instance: prepare again, once.
         if (sqlState(error) !== MISSING_PREPARED) throw error
         prepared.delete(name)
         await prepare(name, sql)
-        result = await db.query<R>(execute)
+        return plain.query<R>(execute)
       }
-      return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length }
     },
   }
 }
