@@ -171,40 +171,26 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, Mar
       JSON.stringify(record.headers ?? {}),
     ]
     const { outbox, keys: counter, ids } = this.names
-    const columns = `(id, topic, key, key_seq, type, body, headers)`
     const id = `ids AS (INSERT INTO ${ids} (id) VALUES ($1))`
+    const columns = `(id, topic, key, key_seq, type, body, headers)`
     if (record.key === undefined)
-      return {
-        sql: this.#shape(`append-one${notify ? '+notify' : ''}`, () =>
-          this.#withNotify(
-            notify,
-            [id],
-            `INSERT INTO ${outbox} ${columns} VALUES ($1, $2, NULL, NULL, $3, $4, $5::jsonb)`,
-            6,
-          ),
-        ),
-        params: this.#notifyParams(params, notify),
-      }
+      return this.#appendStatement('append-one', notify, params, () => [
+        [id],
+        `INSERT INTO ${outbox} ${columns} VALUES ($1, $2, NULL, NULL, $3, $4, $5::jsonb)`,
+      ])
     params.push(record.key)
-    return {
-      sql: this.#shape(`append-one-keyed${notify ? '+notify' : ''}`, () =>
-        this.#withNotify(
-          notify,
-          [
-            id,
-            `seqs AS (
+    return this.#appendStatement('append-one-keyed', notify, params, () => [
+      [
+        id,
+        `seqs AS (
              INSERT INTO ${counter} (key, last_seq) VALUES ($6, 1)
              ON CONFLICT (key) DO UPDATE SET last_seq = ${counter}.last_seq + 1
              RETURNING last_seq
            )`,
-          ],
-          `INSERT INTO ${outbox} ${columns}
+      ],
+      `INSERT INTO ${outbox} ${columns}
            SELECT $1, $2, $6, s.last_seq, $3, $4, $5::jsonb FROM seqs s`,
-          7,
-        ),
-      ),
-      params: this.#notifyParams(params, notify),
-    }
+    ])
   }
 
   #appendMany(
@@ -237,62 +223,54 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, Mar
       ordinals,
     ]
     if (keys.length === 0)
-      return {
-        sql: this.#shape(`append-many${notify ? '+notify' : ''}`, () =>
-          this.#withNotify(
-            notify,
-            [id],
-            `INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
+      return this.#appendStatement('append-many', notify, params, () => [
+        [id],
+        `INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
            SELECT m.id, m.topic, NULL, NULL, m.type, m.body, m.headers FROM ${columns}`,
-            8,
-          ),
-        ),
-        params: this.#notifyParams(params, notify),
-      }
+      ])
     params.push(
       keys,
       keys.map((k) => counts.get(k)!),
     )
-    return {
-      sql: this.#shape(`append-many-keyed${notify ? '+notify' : ''}`, () =>
-        this.#withNotify(
-          notify,
-          [
-            id,
-            `seqs AS (
+    return this.#appendStatement('append-many-keyed', notify, params, () => [
+      [
+        id,
+        `seqs AS (
              INSERT INTO ${counter} (key, last_seq)
              SELECT k.key, k.n FROM unnest($8::text[], $9::bigint[]) AS k(key, n) ORDER BY k.key
              ON CONFLICT (key) DO UPDATE SET last_seq = ${counter}.last_seq + EXCLUDED.last_seq
              RETURNING key, last_seq
            )`,
-          ],
-          `INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
+      ],
+      `INSERT INTO ${outbox} (id, topic, key, key_seq, type, body, headers)
            SELECT m.id, m.topic, m.key,
                   CASE WHEN m.key IS NULL THEN NULL ELSE s.last_seq - k.n + m.ordinal END,
                   m.type, m.body, m.headers
            FROM ${columns}
            LEFT JOIN seqs s ON s.key = m.key
            LEFT JOIN unnest($8::text[], $9::bigint[]) AS k(key, n) ON k.key = m.key`,
-          10,
-        ),
-      ),
-      params: this.#notifyParams(params, notify),
-    }
+    ])
   }
 
   /**
-   * One statement, one round trip: the counter rows (keys locked in sorted order), the rows, and
-   * the NOTIFY hint (delivered at commit) when it is on, its channel the parameter `$channel`.
+   * An append as one statement, one round trip: the CTEs (the id rows, the counter rows with keys
+   * locked in sorted order), the insert, and the NOTIFY hint (delivered at commit) when it is on,
+   * its channel the parameter after `params` (pushed here). Built once per shape and hint.
    */
-  #withNotify(notify: boolean, ctes: readonly string[], insert: string, channel: number): string {
-    if (!notify) return `WITH ${ctes.join(', ')} ${insert}`
-    // A data-modifying CTE runs to completion whether or not the main query reads it.
-    return `WITH ${[...ctes, `inserted AS (${insert})`].join(', ')} SELECT pg_notify($${channel}, '')`
-  }
-
-  #notifyParams(params: unknown[], notify: boolean): unknown[] {
+  #appendStatement(
+    shape: string,
+    notify: boolean,
+    params: unknown[],
+    build: () => readonly [ctes: readonly string[], insert: string],
+  ): { sql: string; params: unknown[] } {
+    const sql = this.#shape(notify ? `${shape}+notify` : shape, () => {
+      const [ctes, insert] = build()
+      if (!notify) return `WITH ${ctes.join(', ')} ${insert}`
+      // A data-modifying CTE runs to completion whether or not the main query reads it.
+      return `WITH ${[...ctes, `inserted AS (${insert})`].join(', ')} SELECT pg_notify($${params.length + 1}, '')`
+    })
     if (notify) params.push(this.names.channel)
-    return params
+    return { sql, params }
   }
 
   /** The text of a statement whose shape never changes for this store, built once. */
