@@ -15,7 +15,12 @@
  * autovacuum off, so nothing else would gather statistics). Cases alternate in rotated order per
  * round; the report takes the median rows/s.
  */
-import { InMemoryTransport, OutboxRelay, type TransportMessage } from 'switchyard-bus'
+import {
+  InMemoryTransport,
+  type OutboxAppend,
+  OutboxRelay,
+  type TransportMessage,
+} from 'switchyard-bus'
 import { collect, heapUsed } from '../dispatch/harness.js'
 import type { Backend, BenchStore, Database, Session } from './backends.js'
 import { createPlainQueue, insertPlain, outboxRecords, sleep, TOPIC } from './workload.js'
@@ -130,18 +135,32 @@ function relaysFor(
  * FILL_BATCH, then runs ANALYZE.
  */
 async function prefill(db: Database, filler: BenchStore | undefined, rows: number): Promise<void> {
-  const s = `"${db.schema}"`
-  const plain = filler === undefined
-  await db.sql.query(
-    plain ? `TRUNCATE ${s}.plain` : `TRUNCATE ${s}.outbox, ${s}.outbox_keys, ${s}.outbox_ids`,
-  )
+  if (filler !== undefined) return refillOutbox(db, filler, outboxRecords(rows))
+  const plain = `"${db.schema}".plain`
+  await db.sql.query(`TRUNCATE ${plain}`)
   for (let done = 0; done < rows; done += FILL_BATCH) {
     const records = outboxRecords(Math.min(FILL_BATCH, rows - done))
-    await db.transaction((tx) =>
-      filler === undefined ? insertPlain(db, tx, records) : filler.append(tx, records),
-    )
+    await db.transaction((tx) => insertPlain(db, tx, records))
   }
-  await db.sql.query(plain ? `ANALYZE ${s}.plain` : `ANALYZE ${s}.outbox, ${s}.outbox_keys`)
+  await db.sql.query(`ANALYZE ${plain}`)
+}
+
+/**
+ * Empties the outbox (its key counters and stored ids too), appends `records` through `store` in
+ * transactions of FILL_BATCH, then runs ANALYZE: every drain starts from the same state.
+ */
+export async function refillOutbox(
+  db: Database,
+  store: BenchStore,
+  records: readonly OutboxAppend[],
+): Promise<void> {
+  const s = `"${db.schema}"`
+  await db.sql.query(`TRUNCATE ${s}.outbox, ${s}.outbox_keys, ${s}.outbox_ids`)
+  for (let i = 0; i < records.length; i += FILL_BATCH) {
+    const chunk = records.slice(i, i + FILL_BATCH)
+    await db.transaction((tx) => store.append(tx, chunk))
+  }
+  await db.sql.query(`ANALYZE ${s}.outbox, ${s}.outbox_keys`)
 }
 
 interface PlainRow {

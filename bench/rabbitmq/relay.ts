@@ -22,14 +22,13 @@
  */
 import {
   type MarkAndClaim,
-  type OutboxAppend,
   OutboxRelay,
   type Publisher,
   type TransportMessage,
 } from 'switchyard-bus'
 import { RabbitMqTransport } from 'switchyard-bus/rabbitmq'
-import type { Backend, BenchStore, Database } from '../outbox/backends.js'
-import { drainRelays } from '../outbox/relay-throughput.js'
+import type { Backend, BenchStore } from '../outbox/backends.js'
+import { drainRelays, refillOutbox } from '../outbox/relay-throughput.js'
 import { outboxRecords, TOPIC } from '../outbox/workload.js'
 import { type Broker, outgoing, publishWindowed } from './broker.js'
 import { type Samples, samples, timeCase } from './samples.js'
@@ -71,7 +70,6 @@ export interface BatchSplit {
 const split = (): BatchSplit => ({ publishShare: [], publishMs: [], storeMs: [] })
 
 const GROUP = 'relay'
-const FILL_BATCH = 1000
 
 /**
  * Adds up the time the store spends in `claim`, `markPublished` and `markAndClaim`, by shadowing them
@@ -165,7 +163,7 @@ export async function measureRelay(
             publishWindowed(channel, broker.namespace, TOPIC, messages, options.window),
           )
         } else {
-          await prefill(db, store, records)
+          await refillOutbox(db, store, records)
           const publisher = new TimedPublisher(transport)
           const timed = timeStore(store)
           const shape =
@@ -197,22 +195,6 @@ export async function measureRelay(
     await bareConnection.close()
     await db.close()
   }
-}
-
-/** Empties the outbox, appends the records in transactions of FILL_BATCH, then ANALYZE. */
-async function prefill(
-  db: Database,
-  store: BenchStore,
-  records: readonly OutboxAppend[],
-): Promise<void> {
-  const outbox = `"${db.schema}".outbox`
-  const keys = `"${db.schema}".outbox_keys`
-  await db.sql.query(`TRUNCATE ${outbox}, ${keys}, "${db.schema}".outbox_ids`)
-  for (let i = 0; i < records.length; i += FILL_BATCH) {
-    const chunk = records.slice(i, i + FILL_BATCH)
-    await db.transaction((tx) => store.append(tx, chunk))
-  }
-  await db.sql.query(`ANALYZE ${outbox}, ${keys}`)
 }
 
 /** Runs one relay of the given shape until `rows` rows were marked published (drainRelays). */
