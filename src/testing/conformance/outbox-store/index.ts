@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import type {
+  ClaimedRecord,
   MarkAndClaim,
   OutboxAppend,
   OutboxMaintenance,
@@ -276,18 +277,26 @@ export function describeOutboxStoreConformance(
     )
 
     scenario('an expired lease is claimed again, and the stale claimer is fenced off', async () => {
-      await append(record('k'))
-      const [stale] = await h.store.claim({ limit: 10, leaseMs: 100 })
+      const [k, j] = [record('k'), record('j')]
+      await append(k, j)
+      const byId = (rows: readonly ClaimedRecord[], id: string): ClaimedRecord =>
+        rows.find((r) => r.id === id)!
+      const first = await h.store.claim({ limit: 10, leaseMs: 100 })
       await sleep(250)
-      const [fresh] = await h.store.claim(LEASE)
-      assert.equal(fresh?.id, stale!.id)
-      assert.notEqual(fresh.token, stale!.token)
-      assert.equal(await h.store.markPublished([stale!]), 0, 'the stale token is refused')
+      const again = await h.store.claim(LEASE)
+      const [stale, fresh] = [byId(first, k.id), byId(again, k.id)]
+      assert.notEqual(fresh.token, stale.token)
+      assert.equal(await h.store.markPublished([stale]), 0, 'the stale token is refused')
       assert.equal(
-        await h.store.markFailed(stale!, 'late', { retryInMs: 0, maxAttempts: 5 }),
+        await h.store.markFailed(stale, 'late', { retryInMs: 0, maxAttempts: 5 }),
         'stale',
       )
-      assert.equal(await h.store.markPublished([fresh]), 1)
+      // In one list, each row is checked against its own token.
+      assert.equal(await h.store.markPublished([stale, byId(again, j.id)]), 1)
+      assert.equal(await h.store.markPublished([byId(first, j.id), fresh]), 1)
+      const status = await h.store.status()
+      assert.equal(status.published, 2)
+      assert.equal(status.pending + status.inflight, 0)
     })
 
     scenario(
