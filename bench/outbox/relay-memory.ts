@@ -10,6 +10,7 @@
  * publisher that keeps nothing: an `InMemoryTransport` keeps every message it publishes (see
  * relay-throughput.ts), which would measure the transport, not the relay.
  */
+import { readFileSync } from 'node:fs'
 import { OutboxRelay, type Publisher, type TransportMessage } from 'switchyard-bus'
 import { collect, MB } from '../dispatch/harness.js'
 import type { Backend, BenchStore, Database } from './backends.js'
@@ -40,6 +41,11 @@ export interface MemorySample {
   readonly externalMB: number
   /** `pg_database_size` (the server's disk on PostgreSQL; this process's memory on PGlite). */
   readonly databaseMB: number
+  /**
+   * The part of the RSS in WebAssembly memories (PGlite's database, its caches and its log, when it
+   * runs in this process); 0 on PostgreSQL; NaN where /proc/self/smaps cannot be read.
+   */
+  readonly wasmMB: number
 }
 
 export interface MemoryResult {
@@ -201,5 +207,43 @@ async function sample(db: Database, published: number, seconds: number): Promise
     heapMB: m.heapUsed / MB,
     externalMB: m.external / MB,
     databaseMB: Number(rows[0]?.size ?? Number.NaN) / MB,
+    wasmMB: webAssemblyRssMB(),
   }
+}
+
+/** Below this, a reservation with no access is not a WebAssembly memory's. */
+const WASM_RESERVATION_KB = 4 * 1024 * 1024
+
+/**
+ * The resident part of this process's WebAssembly memories, from /proc/self/smaps (Linux). V8 backs
+ * a memory with a reservation of about 8 GB: the pages in use are mapped read-write, the rest right
+ * after them with no access. So the read-write mappings followed at once by a no-access mapping of
+ * over 4 GB are those memories (on PGlite here: one of the size of its heap, `mod.HEAPU8`).
+ */
+function webAssemblyRssMB(): number {
+  let text: string
+  try {
+    text = readFileSync('/proc/self/smaps', 'utf8')
+  } catch {
+    return Number.NaN
+  }
+  const maps = text.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/).map((block) => {
+    const [range = '', perms = ''] = block.split(' ', 2)
+    const [start, end] = range.split('-')
+    const kb = (field: string): number =>
+      Number(new RegExp(`\\n${field}:\\s+(\\d+) kB`).exec(block)?.[1] ?? 0)
+    return { start, end, perms, sizeKB: kb('Size'), rssKB: kb('Rss') }
+  })
+  let kb = 0
+  for (let i = 0; i + 1 < maps.length; i++) {
+    const [here, next] = [maps[i]!, maps[i + 1]!]
+    if (
+      here.perms.startsWith('rw') &&
+      next.perms.startsWith('---') &&
+      next.sizeKB > WASM_RESERVATION_KB &&
+      here.end === next.start
+    )
+      kb += here.rssKB
+  }
+  return kb / 1024
 }

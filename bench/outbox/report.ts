@@ -158,11 +158,20 @@ function printMemory(memory: MemoryResult): void {
   )
   console.log(
     table(
-      ['published', 'at s', 'RSS MB', 'heap MB', 'external MB', 'database MB'],
+      [
+        'published',
+        'at s',
+        'RSS MB',
+        'of it WebAssembly MB',
+        'heap MB',
+        'external MB',
+        'database MB',
+      ],
       memory.samples.map((s) => [
         s.published.toLocaleString('en-US'),
         fmt(s.seconds, 1),
         fmt(s.rssMB, 1),
+        fmt(s.wasmMB, 1),
         fmt(s.heapMB, 1),
         fmt(s.externalMB, 1),
         fmt(s.databaseMB, 1),
@@ -183,6 +192,12 @@ function largestGrowth(m: MemoryResult, value: (s: MemorySample) => number): num
   return Math.max(...m.samples.slice(1).map((s) => value(s) - base))
 }
 
+/**
+ * The RSS outside WebAssembly memories: the relay's and Node's. On PGlite the database runs in this
+ * process, in a WebAssembly memory whose pages stay resident once its allocator has touched them.
+ */
+const relayRss = (s: MemorySample): number => s.rssMB - (Number.isFinite(s.wasmMB) ? s.wasmMB : 0)
+
 /** The ratios of one backend, each from medians of the same run. */
 export function ratios(f: Measured): {
   append: number
@@ -191,6 +206,7 @@ export function ratios(f: Measured): {
   relay: number
   twoRelays: number | undefined
   rssGrowthMB: number
+  relayRssGrowthMB: number
   heapGrowthMB: number
 } {
   const { append, relay, memory } = f
@@ -202,6 +218,7 @@ export function ratios(f: Measured): {
     twoRelays:
       relay.twoRelays === undefined ? undefined : median(relay.twoRelays) / median(relay.relay),
     rssGrowthMB: largestGrowth(memory, (s) => s.rssMB),
+    relayRssGrowthMB: largestGrowth(memory, relayRss),
     heapGrowthMB: largestGrowth(memory, (s) => s.heapMB),
   }
 }
@@ -212,6 +229,8 @@ function targetsOf(f: Measured): Target[] {
   const at = (value: number, min: number): 'PASS' | 'MISS' => (value >= min ? 'PASS' : 'MISS')
   const rows = (n: number): string => (n >= 1_000_000 ? `${n / 1_000_000}M` : `${n / 1000}k`)
   const m = f.memory
+  // In-process PGlite: part of the RSS is the database's (measured, and shown apart).
+  const embedded = m.samples.some((s) => s.wasmMB > 0)
   return [
     {
       name: `${name}: append, outbox / plain transaction`,
@@ -258,19 +277,34 @@ function targetsOf(f: Measured): Target[] {
       result: 'info',
     })),
     {
-      name: `${name}: relay RSS rise from ${rows(first(m).published)} to ${rows(last(m).published)} published (largest)`,
-      shown: `${r.rssGrowthMB >= 0 ? '+' : ''}${fmt(r.rssGrowthMB, 1)} MB`,
+      name:
+        `${name}: relay RSS rise from ${rows(first(m).published)} to ${rows(last(m).published)} published (largest)` +
+        (embedded ? ", outside the database's WebAssembly memory" : ''),
+      shown: signedMB(r.relayRssGrowthMB, 1),
       target: `< ${TARGETS.rssGrowthMB} MB`,
-      result: r.rssGrowthMB < TARGETS.rssGrowthMB ? 'PASS' : 'MISS',
+      result: r.relayRssGrowthMB < TARGETS.rssGrowthMB ? 'PASS' : 'MISS',
     },
+    ...(embedded
+      ? [
+          {
+            name: `${name}: process RSS rise, the database's WebAssembly memory included (info)`,
+            shown: signedMB(r.rssGrowthMB, 1),
+            target: '-',
+            result: 'info' as const,
+          },
+        ]
+      : []),
     {
       name: `${name}: relay heap rise, likewise (info)`,
-      shown: `${r.heapGrowthMB >= 0 ? '+' : ''}${fmt(r.heapGrowthMB, 2)} MB`,
+      shown: signedMB(r.heapGrowthMB, 2),
       target: '-',
       result: 'info',
     },
   ]
 }
+
+const signedMB = (mb: number, digits: number): string =>
+  `${mb >= 0 ? '+' : ''}${fmt(mb, digits)} MB`
 
 /**
  * A ratio of medians, with the range of the per-round ratios after it: both sides of a round ran
