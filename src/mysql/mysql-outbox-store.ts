@@ -30,6 +30,7 @@ import {
   statusFromRow,
   storeOperation,
 } from '../sql/store-operation.js'
+import { toBuffer } from '../core/bytes.js'
 import { fromMysql2, type MysqlPool, type MysqlPoolConnection } from './mysql-client.js'
 import {
   mysqlInboxSchemaSql,
@@ -153,7 +154,7 @@ export class MysqlOutboxStore implements OutboxStore, OutboxMaintenance {
           r.key ?? null,
           keySeq,
           r.type,
-          Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength),
+          toBuffer(r.body),
           JSON.stringify(r.headers ?? {}),
         ]
       })

@@ -15,6 +15,7 @@
  * plain query instead, so the driver reports on it as always.
  */
 import type { QueryOptions, SqlExecutor, SqlResult } from '../index.js'
+import { toBuffer } from '../core/bytes.js'
 import { pgLiteralSafe, pgTextLiteral } from '../sql/postgres-literal.js'
 import { fromPglite, type PgliteQueryable } from './pglite-client.js'
 
@@ -90,9 +91,7 @@ function scalar(value: unknown): string | undefined {
     case 'string':
       return pgLiteralSafe(value) ? pgTextLiteral(value) : undefined
     case 'object':
-      return value instanceof Uint8Array
-        ? `E'\\\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}'`
-        : undefined
+      return value instanceof Uint8Array ? `E'\\\\x${toBuffer(value).toString('hex')}'` : undefined
     case 'function':
     case 'symbol':
     case 'undefined':

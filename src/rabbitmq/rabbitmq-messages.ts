@@ -34,11 +34,6 @@ const INTERNAL = new Set<string>([
 ])
 const BROKER = /^x-(death|first-death-|last-death-|delivery-count$)/
 
-/** The message's body as a Buffer over the same bytes (no copy). */
-export function toBuffer(body: Uint8Array): Buffer {
-  return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
-}
-
 /** The publish options of a transport message. */
 export function publishOptions(message: TransportMessage, contentType: string): AmqpPublishOptions {
   const headers: AmqpHeaders = { ...message.headers }

@@ -78,7 +78,8 @@ import {
 import type { AmqpConnection } from './rabbitmq-client.js'
 import { ConfirmedChannel, within } from './rabbitmq-confirms.js'
 import { RabbitMqConnection, type RabbitMqStatus } from './rabbitmq-connection.js'
-import { fromDeadLetterMessage, publishOptions, toBuffer } from './rabbitmq-messages.js'
+import { toBuffer } from '../core/bytes.js'
+import { fromDeadLetterMessage, publishOptions } from './rabbitmq-messages.js'
 import {
   type RabbitMqTransportOptions,
   resolveOptions,

@@ -59,7 +59,7 @@ export class PostgresInboxEngine implements InboxStore {
   tryRecord(tx: SqlExecutor, consumer: string, messageId: string): Promise<boolean> {
     const begin = (tx as Partial<BeginWith>)[BEGIN_WITH]
     if (begin !== undefined && literal(consumer) && literal(messageId)) {
-      const statement = `INSERT INTO ${this.#table} (consumer, message_id) VALUES (${pgTextLiteral(consumer)}, ${pgTextLiteral(messageId)}) ON CONFLICT DO NOTHING`
+      const statement = this.#insert(`${pgTextLiteral(consumer)}, ${pgTextLiteral(messageId)}`)
       let recorded: Promise<{ rowCount: number }> | undefined
       try {
         recorded = begin.call(tx, statement)
@@ -71,12 +71,12 @@ export class PostgresInboxEngine implements InboxStore {
           storeOperation('Inbox', this.#table, 'tryRecord', () => Promise.reject(error)),
         )
     }
-    return this.#run(
-      'tryRecord',
-      `INSERT INTO ${this.#table} (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-      [consumer, messageId],
-      tx,
-    ).then(inserted)
+    return this.#run('tryRecord', this.#insert('$1, $2'), [consumer, messageId], tx).then(inserted)
+  }
+
+  /** The record's statement, with `values` (two literals, or two parameters). */
+  #insert(values: string): string {
+    return `INSERT INTO ${this.#table} (consumer, message_id) VALUES (${values}) ON CONFLICT DO NOTHING`
   }
 
   async cleanup(olderThanMs: number, batchSize = 1000): Promise<number> {

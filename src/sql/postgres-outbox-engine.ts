@@ -41,6 +41,7 @@ import {
   qualify,
   type QualifiedNames,
 } from './postgres-outbox-schema.js'
+import { toBuffer } from '../core/bytes.js'
 import { ConfigurationError } from '../errors.js'
 import { lockedDdl } from './postgres-ddl.js'
 import type { SqlExecutor } from './sql-executor.js'
@@ -167,7 +168,7 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, Mar
       record.id,
       record.topic,
       record.type,
-      bodyBuffer(record.body),
+      toBuffer(record.body),
       JSON.stringify(record.headers ?? {}),
     ]
     const { outbox, keys: counter, ids } = this.names
@@ -218,7 +219,7 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, Mar
       records.map((r) => r.topic),
       records.map((r) => r.key ?? null),
       records.map((r) => r.type),
-      records.map((r) => bodyBuffer(r.body)),
+      records.map((r) => toBuffer(r.body)),
       records.map((r) => JSON.stringify(r.headers ?? {})),
       ordinals,
     ]
@@ -531,6 +532,3 @@ function fenced(seqs: string, tokens: string): string {
   return `o.seq = ANY(${seqs}::bigint[]) AND o.state = 'pending'
          AND o.lease_token = (${tokens}::uuid[])[array_position(${seqs}::bigint[], o.seq)]`
 }
-
-const bodyBuffer = (body: Uint8Array): Buffer =>
-  Buffer.from(body.buffer, body.byteOffset, body.byteLength)
