@@ -8,8 +8,22 @@ export function uniqueSchema(prefix = 'sy'): string {
   return `${prefix}_${randomBytes(5).toString('hex')}`
 }
 
-export function createPool(url: string): pg.Pool {
-  return new pg.Pool({ connectionString: url, max: 10 })
+export function createPool(url: string, max = 10): pg.Pool {
+  return new pg.Pool({ connectionString: url, max })
+}
+
+/** Runs `work` with a pool of its own (`max` connections), ended afterwards. */
+export async function withPool<T>(
+  url: string,
+  max: number,
+  work: (pool: pg.Pool) => Promise<T>,
+): Promise<T> {
+  const pool = createPool(url, max)
+  try {
+    return await work(pool)
+  } finally {
+    await pool.end()
+  }
 }
 
 /** Runs `work` in a transaction on its own pooled connection. */

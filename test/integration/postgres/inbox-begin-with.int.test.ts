@@ -4,7 +4,7 @@
  * `standard_conforming_strings` says; the statements that go out; and every failure path keeps
  * statements inside the transaction and the connection clean.
  */
-import pg from 'pg'
+import type pg from 'pg'
 import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from 'vitest'
 import { deliveryScope, type DeliveryScope } from '../../../src/core/delivery-scope.js'
 import { ErrorCode, isSwitchyardError } from '../../../src/index.js'
@@ -15,7 +15,7 @@ import {
   PostgresUnitOfWork,
 } from '../../../src/postgres/index.js'
 import { pgTextLiteral } from '../../../src/sql/postgres-literal.js'
-import { createPool, uniqueSchema } from '../../helpers/postgres.js'
+import { createPool, uniqueSchema, withPool } from '../../helpers/postgres.js'
 
 const url = inject('services').postgres ?? null
 const pool = url === null ? undefined : createPool(url)
@@ -209,8 +209,7 @@ describe.skipIf(pool === undefined)('PostgresUnitOfWork in a consumer delivery',
 
   it('sends neither BEGIN nor COMMIT for work that ran no statement, and frees the client', async () => {
     const sent: string[] = []
-    const small = new pg.Pool({ connectionString: url!, max: 1 })
-    try {
+    await withPool(url!, 1, async (small) => {
       await inDelivery(async () => {
         for (let i = 0; i < 3; i++) {
           const uow = await begin(recording(small, sent))
@@ -220,9 +219,7 @@ describe.skipIf(pool === undefined)('PostgresUnitOfWork in a consumer delivery',
       })
       expect(sent).toEqual([])
       expect(small.idleCount).toBe(1) // one connection, returned each time
-    } finally {
-      await small.end()
-    }
+    })
   })
 
   it('begins just before the first statement when it is not the inbox record', async () => {
@@ -260,8 +257,7 @@ describe.skipIf(pool === undefined)('PostgresUnitOfWork in a consumer delivery',
 
   it('fails the record, every later statement and the commit when BEGIN with it fails; the connection stays usable', async () => {
     const missing = new PostgresInboxStore({ pool: pool!, schema, table: 'no_such_inbox' })
-    const small = new pg.Pool({ connectionString: url!, max: 1 })
-    try {
+    await withPool(url!, 1, async (small) => {
       await inDelivery(async () => {
         const uow = await begin(small)
         const failed = await missing
@@ -283,15 +279,12 @@ describe.skipIf(pool === undefined)('PostgresUnitOfWork in a consumer delivery',
         await uow.commit()
       })
       expect(await recorded()).toEqual([{ consumer: 'shipping/ship', message_id: 'm-2' }])
-    } finally {
-      await small.end()
-    }
+    })
   })
 
   it('rolls back cleanly after a failed BEGIN with the record', async () => {
     const missing = new PostgresInboxStore({ pool: pool!, schema, table: 'no_such_inbox' })
-    const small = new pg.Pool({ connectionString: url!, max: 1 })
-    try {
+    await withPool(url!, 1, async (small) => {
       await inDelivery(async () => {
         const uow = await begin(small)
         await expect(missing.tryRecord(uow.tx, 'shipping/ship', 'm-1')).rejects.toThrow()
@@ -301,9 +294,7 @@ describe.skipIf(pool === undefined)('PostgresUnitOfWork in a consumer delivery',
         "SELECT CASE WHEN now() = statement_timestamp() THEN 'outside' ELSE 'inside' END AS t",
       )
       expect(status[0]!.t).toBe('outside') // no transaction left open on the connection
-    } finally {
-      await small.end()
-    }
+    })
   })
 
   it('takes the parameterized statement for an id with a NUL, which fails as it always did', async () => {

@@ -3,17 +3,16 @@
  * transaction only. The pool's sessions (they are the user's) keep their setting, and
  * `relaxedCommits: false` leaves the statements alone.
  */
-import pg from 'pg'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { uuidv7 } from '../../../src/index.js'
 import { fromPg, PostgresOutboxStore } from '../../../src/postgres/index.js'
-import { uniqueSchema } from '../../helpers/postgres.js'
+import { createPool, uniqueSchema } from '../../helpers/postgres.js'
 
 const url = inject('services').postgres ?? null
 
 describe.skipIf(url === null)('PostgresOutboxStore relaxedCommits', () => {
   // One connection: what the store's statements leave behind is what the next user of it sees.
-  const pool = url === null ? undefined : new pg.Pool({ connectionString: url, max: 1 })
+  const pool = url === null ? undefined : createPool(url, 1)
   afterAll(async () => {
     await pool?.end()
   })

@@ -2,17 +2,16 @@
  * A PostgresUnitOfWork runs the stores' named statements (an append, here) as pg named statements,
  * parsed and planned once per connection, as `fromPg` does; `prepare: false` sends them as text.
  */
-import pg from 'pg'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { uuidv7 } from '../../../src/index.js'
 import { PostgresOutboxStore, PostgresUnitOfWork } from '../../../src/postgres/index.js'
-import { uniqueSchema } from '../../helpers/postgres.js'
+import { createPool, uniqueSchema } from '../../helpers/postgres.js'
 
 const url = inject('services').postgres ?? null
 
 describe.skipIf(url === null)('PostgresUnitOfWork and named statements', () => {
   // One connection, so the check below runs on the connection the unit of work used.
-  const pool = url === null ? undefined : new pg.Pool({ connectionString: url, max: 1 })
+  const pool = url === null ? undefined : createPool(url, 1)
   afterAll(async () => {
     await pool?.end()
   })
