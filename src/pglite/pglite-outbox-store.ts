@@ -15,9 +15,13 @@ export interface PgliteOutboxStoreOptions extends PostgresOutboxOptions {
   /** Your PGlite instance. */
   readonly db: PgliteDatabase
   /**
-   * Keep the store's own statements (claims, marks; not appends, which run in your transaction)
-   * as prepared statements on the instance, named `switchyard_…`: PGlite would plan each again
-   * every time. Default true.
+   * Keep the store's statements as prepared statements on the instance, named `switchyard_…`:
+   * PGlite would plan each again every time (a third of an append's cost). Claims and marks are
+   * prepared before they first run. An append never prepares inside your transaction: the first
+   * of each shape runs as a plain query and its `PREPARE` runs on the instance once your
+   * transaction has ended; later appends run it. Appends must then go through transactions of this
+   * store's `db`; after `DEALLOCATE ALL` on it, one append fails (its transaction rolls back) and
+   * the store's appends run unprepared from then on. Default true.
    */
   readonly prepare?: boolean
 }
@@ -27,7 +31,12 @@ export class PgliteOutboxStore extends PostgresOutboxEngine implements WakeUpSou
   readonly #db: PgliteDatabase
 
   constructor(options: PgliteOutboxStoreOptions) {
-    super(options.prepare === false ? fromPglite(options.db) : preparedPglite(options.db), options)
+    const prepared = options.prepare === false ? undefined : preparedPglite(options.db)
+    super(
+      prepared ?? fromPglite(options.db),
+      options,
+      prepared && { appendOn: (tx) => prepared.within(tx) },
+    )
     this.#db = options.db
   }
 

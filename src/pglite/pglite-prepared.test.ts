@@ -1,5 +1,7 @@
 import { PGlite } from '@electric-sql/pglite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { SqlExecutor } from '../index.js'
+import { fromPglite } from './pglite-client.js'
 import { preparedPglite } from './pglite-prepared.js'
 
 /** Statements run with values as literals must read back exactly what parameters would. */
@@ -79,5 +81,70 @@ describe('preparedPglite', () => {
       `SELECT 1 FROM pg_prepared_statements WHERE name = 'switchyard_test_nul'`,
     )
     expect(prepared.rows).toHaveLength(0)
+  })
+
+  describe('within a transaction', () => {
+    const insert = 'INSERT INTO t (id, note) VALUES ($1, $2)'
+    const name = 'switchyard_test_within'
+
+    /** The transaction's executor, recording the SQL it is sent. */
+    const recording = (tx: SqlExecutor, sent: string[]): SqlExecutor => ({
+      query: (sql, params, options) => {
+        sent.push(sql)
+        return tx.query(sql, params, options)
+      },
+    })
+
+    it('runs plain until the statement is prepared after a transaction, then EXECUTE', async () => {
+      const sql = preparedPglite(db)
+      const sent: string[] = []
+      const append = (id: number, rollback = false): Promise<void> =>
+        db
+          .transaction(async (tx) => {
+            await sql
+              .within(recording(fromPglite(tx), sent))
+              .query(insert, [id, `n${id}`], { name })
+            // Prepared only after the transaction, whichever way it ends.
+            const inside = await tx.query(`SELECT 1 FROM pg_prepared_statements WHERE name = $1`, [
+              name,
+            ])
+            if (sent.length === 1) expect(inside.rows).toHaveLength(0)
+            if (rollback) await tx.rollback()
+          })
+          .then(() => undefined)
+      await append(100, true)
+      await append(101)
+      await append(102)
+      expect(sent).toEqual([
+        insert,
+        `EXECUTE ${name}(101, E'n101')`,
+        `EXECUTE ${name}(102, E'n102')`,
+      ])
+      const { rows } = await db.query<{ id: number }>(
+        'SELECT id::int FROM t WHERE id >= 100 ORDER BY id',
+      )
+      expect(rows.map((r) => r.id)).toEqual([101, 102])
+    })
+
+    it('fails the one append whose statement went missing, then runs plain', async () => {
+      const sql = preparedPglite(db)
+      const sent: string[] = []
+      const append = (id: number): Promise<unknown> =>
+        db.transaction((tx) =>
+          sql.within(recording(fromPglite(tx), sent)).query(insert, [id, 'x'], { name }),
+        )
+      await append(200)
+      await db.query('SELECT 1') // the queued PREPARE has run
+      await db.query('DEALLOCATE ALL')
+      await expect(append(201)).rejects.toMatchObject({ code: '26000' })
+      await append(202)
+      await db.query('SELECT 1')
+      await append(203)
+      expect(sent.slice(1)).toEqual([`EXECUTE ${name}(201, E'x')`, insert, insert])
+      const { rows } = await db.query<{ id: number }>(
+        'SELECT id::int FROM t WHERE id >= 200 ORDER BY id',
+      )
+      expect(rows.map((r) => r.id)).toEqual([200, 202, 203])
+    })
   })
 })

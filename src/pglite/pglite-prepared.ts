@@ -1,13 +1,19 @@
 /**
  * @internal A `SqlExecutor` over a PGlite instance that keeps the statements it is asked to name
  * (`query(sql, params, { name })`) as server-side prepared statements: PGlite plans every query
- * again, and for the relay's claim that planning was a tenth of each batch. PGlite's `query` has
- * no named statements and cannot bind parameters to `EXECUTE`, so the statement is prepared once
- * with SQL (`PREPARE name AS …`) and run as `EXECUTE name(literal, …)`.
+ * again, and for the relay's claim that planning was a tenth of each batch, for an append more
+ * than a third of its cost. PGlite's `query` has no named statements and cannot bind parameters to
+ * `EXECUTE`, so the statement is prepared once with SQL (`PREPARE name AS …`) and run as
+ * `EXECUTE name(literal, …)`.
  *
- * Only for the store's own statements, run on the instance outside any transaction of the user's:
- * a failed `PREPARE` there aborts nothing. Appends and inbox records, which run inside the user's
- * transaction, go through `fromPglite(tx)`, which never prepares.
+ * The store's own statements run on the instance, outside any transaction of the user's: a
+ * failed `PREPARE` there aborts nothing. Appends run inside the user's transaction, where a failed
+ * statement would abort it; `within(tx)` never prepares there. An append whose statement is not
+ * prepared yet runs as a plain query, and queues its `PREPARE` on the instance, which PGlite runs
+ * once the transaction has ended (it runs one transaction at a time, and a query of the instance
+ * waits for the open one); later appends run it as `EXECUTE`. If a statement prepared before is
+ * missing in a transaction (`DEALLOCATE ALL` ran, or the transaction belongs to another instance),
+ * that one append fails, and `within` runs plain queries from then on.
  *
  * Parameters become literals only of the kinds the stores bind (null, finite numbers, booleans,
  * text, bytes, and flat arrays of text or numbers); text is an escape string (postgres-literal.ts),
@@ -24,9 +30,17 @@ const DUPLICATE_PREPARED = '42P05'
 const MISSING_PREPARED = '26000'
 const NAME = /^[a-z_][a-z0-9_]{0,62}$/
 
-export function preparedPglite(db: PgliteQueryable): SqlExecutor {
+/** The instance's executor, and a maker of executors for the user's transactions on it. */
+export interface PglitePrepared extends SqlExecutor {
+  /** `tx` (a transaction on the same instance), running the statements prepared so far as `EXECUTE`. */
+  within(tx: SqlExecutor): SqlExecutor
+}
+
+export function preparedPglite(db: PgliteQueryable): PglitePrepared {
   const plain = fromPglite(db)
   const prepared = new Set<string>()
+  const queued = new Set<string>()
+  let inTransactions = true
 
   async function prepare(name: string, sql: string): Promise<void> {
     try {
@@ -36,6 +50,17 @@ export function preparedPglite(db: PgliteQueryable): SqlExecutor {
       if (sqlState(error) !== DUPLICATE_PREPARED) throw error
     }
     prepared.add(name)
+  }
+
+  /** Prepares after the transaction in progress (PGlite queues the query); errors are dropped. */
+  function prepareLater(name: string, sql: string): void {
+    if (queued.has(name)) return
+    queued.add(name)
+    prepare(name, sql).then(
+      () => queued.delete(name),
+      // The statement is wrong or the instance closed: the append said so, or will.
+      () => queued.delete(name),
+    )
   }
 
   return {
@@ -48,19 +73,49 @@ export function preparedPglite(db: PgliteQueryable): SqlExecutor {
       const args = name !== undefined && NAME.test(name) ? literals(params) : undefined
       if (name === undefined || args === undefined) return plain.query<R>(sql, params)
       if (!prepared.has(name)) await prepare(name, sql)
-      const execute = args.length === 0 ? `EXECUTE ${name}` : `EXECUTE ${name}(${args.join(', ')})`
       try {
-        return await plain.query<R>(execute)
+        return await plain.query<R>(execute(name, args))
       } catch (error) {
         // DEALLOCATE ALL or DISCARD ALL ran on the instance: prepare again, once.
         if (sqlState(error) !== MISSING_PREPARED) throw error
         prepared.delete(name)
         await prepare(name, sql)
-        return plain.query<R>(execute)
+        return plain.query<R>(execute(name, args))
+      }
+    },
+
+    within(tx: SqlExecutor): SqlExecutor {
+      return {
+        async query<R extends object>(
+          sql: string,
+          params: readonly unknown[] = [],
+          options: QueryOptions = {},
+        ): Promise<SqlResult<R>> {
+          const name = options.name
+          const args =
+            inTransactions && name !== undefined && NAME.test(name) ? literals(params) : undefined
+          if (name === undefined || args === undefined) return tx.query<R>(sql, params)
+          if (!prepared.has(name)) {
+            prepareLater(name, sql)
+            return tx.query<R>(sql, params)
+          }
+          try {
+            return await tx.query<R>(execute(name, args))
+          } catch (error) {
+            if (sqlState(error) === MISSING_PREPARED) {
+              prepared.delete(name)
+              inTransactions = false
+            }
+            throw error
+          }
+        },
       }
     },
   }
 }
+
+const execute = (name: string, args: readonly string[]): string =>
+  args.length === 0 ? `EXECUTE ${name}` : `EXECUTE ${name}(${args.join(', ')})`
 
 function sqlState(error: unknown): unknown {
   return typeof error === 'object' && error !== null

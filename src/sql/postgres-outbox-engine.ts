@@ -99,6 +99,8 @@ interface Refs {
 export interface EngineSettings {
   /** The relay's own statements commit with `synchronous_commit` off (see the module comment). */
   readonly relaxedCommits?: boolean
+  /** The executor an append runs on, given the caller's (`tx`); default `tx` itself. */
+  readonly appendOn?: (tx: SqlExecutor) => SqlExecutor
 }
 
 /** @internal The SQL engine, given an executor for the store's own statements. */
@@ -113,6 +115,7 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, Mar
   #lastNotify = Number.NEGATIVE_INFINITY
   readonly #statements = new Map<string, string>()
   readonly #shapes = new Map<string, string>()
+  readonly #appendOn: (tx: SqlExecutor) => SqlExecutor
 
   constructor(
     private readonly db: SqlExecutor,
@@ -120,6 +123,7 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, Mar
     settings: EngineSettings = {},
   ) {
     this.names = qualify(options)
+    this.#appendOn = settings.appendOn ?? ((tx) => tx)
     this.#commitMode =
       settings.relaxedCommits === true
         ? `(SELECT set_config('synchronous_commit', 'off', true)) AS commit_mode`
@@ -156,7 +160,7 @@ export class PostgresOutboxEngine implements OutboxStore, OutboxMaintenance, Mar
       records.length === 1
         ? this.#appendOne(records[0]!, notify)
         : this.#appendMany(records, notify)
-    await this.#run('append', sql, params, tx)
+    await this.#run('append', sql, params, this.#appendOn(tx))
   }
 
   /**
