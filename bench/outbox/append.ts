@@ -10,6 +10,11 @@
  *
  * A fourth, informative side runs the business INSERT twice: the price of one more statement of
  * the cheapest kind in the transaction, the ceiling for any append that is a statement of its own.
+ *
+ * A fifth, informative side inserts the appended row alone, as one prepared INSERT (a named
+ * statement; PGlite plans it each time, which for a one-row VALUES costs little), into a copy of
+ * the outbox table with the same columns and indexes: no key counter, no id row, no NOTIFY. The
+ * ceiling for any outbox that keeps its rows in a table a relay can claim in order by key.
  */
 import type { SqlExecutor } from 'switchyard-bus'
 import { collect } from '../dispatch/harness.js'
@@ -29,11 +34,12 @@ export interface AppendResult {
   readonly outbox: number[]
   readonly outboxNoNotify: number[]
   readonly secondInsert: number[]
+  readonly rowOnly: number[]
 }
 
 type Side = keyof AppendResult
 
-const SIDES: readonly Side[] = ['baseline', 'outbox', 'outboxNoNotify', 'secondInsert']
+const SIDES: readonly Side[] = ['baseline', 'outbox', 'outboxNoNotify', 'secondInsert', 'rowOnly']
 
 export async function measureAppend(
   backend: Backend,
@@ -45,6 +51,7 @@ export async function measureAppend(
     await createOrders(db)
     const stores = { notify: db.store({ notify: true }), quiet: db.store({ notify: false }) }
     await stores.notify.ensureSchema()
+    await createRowOnly(db)
     const sessions = await Promise.all(Array.from({ length: options.clients }, () => db.session()))
     try {
       const work = (side: Side): ((tx: SqlExecutor) => Promise<void>) =>
@@ -55,6 +62,7 @@ export async function measureAppend(
         outbox: [],
         outboxNoNotify: [],
         secondInsert: [],
+        rowOnly: [],
       }
       for (let r = 0; r < options.rounds; r++) {
         for (let k = 0; k < SIDES.length; k++) {
@@ -97,7 +105,30 @@ function transactionBody(
         await insertOrder(db, tx)
         await insertOrder(db, tx)
       }
+    case 'rowOnly':
+      return async (tx) => {
+        await insertOrder(db, tx)
+        await insertRowOnly(db, tx)
+      }
   }
+}
+
+/** The outbox table's twin (columns, defaults, identity, indexes), for the `rowOnly` side. */
+async function createRowOnly(db: Database): Promise<void> {
+  await db.sql.query(
+    `CREATE TABLE "${db.schema}".row_only (LIKE "${db.schema}".outbox INCLUDING ALL) WITH (fillfactor = 50)`,
+  )
+}
+
+/** The row an append of `outboxRecord()` stores, with its values as the store binds them. */
+async function insertRowOnly(db: Database, tx: SqlExecutor): Promise<void> {
+  const r = outboxRecord()
+  await tx.query(
+    `INSERT INTO "${db.schema}".row_only (id, topic, key, key_seq, type, body, headers)
+     VALUES ($1, $2, $3, 1, $4, $5, $6::jsonb)`,
+    [r.id, r.topic, r.key, r.type, Buffer.from(r.body), '{}'],
+    { name: 'bench_row_only' },
+  )
 }
 
 /**

@@ -118,6 +118,7 @@ function printBackend(f: Measured): void {
         row('append: + store.append(tx, [1 record])', append.outbox, 'tx/s'),
         row('append: + store.append, notify: false (info)', append.outboxNoNotify, 'tx/s'),
         row('append: + a second business INSERT (info)', append.secondInsert, 'tx/s'),
+        row('append: + the outbox row alone (info)', append.rowOnly, 'tx/s'),
         row('drain: SELECT … SKIP LOCKED + UPDATE (baseline)', relay.baseline, 'rows/s'),
         row('drain: 1 OutboxRelay, its loop', relay.relay, 'rows/s'),
         row('drain: 2 OutboxRelays, separate pools', relay.twoRelays, 'rows/s'),
@@ -208,6 +209,7 @@ export function ratios(f: Measured): {
   append: number
   appendNoNotify: number
   appendSecondInsert: number
+  appendRowOnly: number
   relay: number
   twoRelays: number | undefined
   rssGrowthMB: number
@@ -219,6 +221,7 @@ export function ratios(f: Measured): {
     append: median(append.outbox) / median(append.baseline),
     appendNoNotify: median(append.outboxNoNotify) / median(append.baseline),
     appendSecondInsert: median(append.secondInsert) / median(append.baseline),
+    appendRowOnly: median(append.rowOnly) / median(append.baseline),
     relay: median(relay.relay) / median(relay.baseline),
     twoRelays:
       relay.twoRelays === undefined ? undefined : median(relay.twoRelays) / median(relay.relay),
@@ -250,6 +253,12 @@ function targetsOf(f: Measured): Target[] {
     {
       name: `${name}: append, a second business INSERT instead / plain (info: one more statement)`,
       shown: ratioShown(r.appendSecondInsert, f.append.secondInsert, f.append.baseline),
+      target: '-',
+      result: 'info',
+    },
+    {
+      name: `${name}: append, the outbox row alone instead / plain (info: no counter, id row, NOTIFY)`,
+      shown: ratioShown(r.appendRowOnly, f.append.rowOnly, f.append.baseline),
       target: '-',
       result: 'info',
     },
@@ -362,4 +371,5 @@ const medians = (a: AppendResult): Record<keyof AppendResult, number> => ({
   outbox: median(a.outbox),
   outboxNoNotify: median(a.outboxNoNotify),
   secondInsert: median(a.secondInsert),
+  rowOnly: median(a.rowOnly),
 })
