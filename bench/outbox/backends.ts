@@ -8,6 +8,9 @@
  * in-process database.
  */
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 import type { OutboxMaintenance, OutboxStore, SqlExecutor, WakeUpSource } from 'switchyard-bus'
@@ -54,7 +57,11 @@ export interface Backend {
   readonly clientsNote: string
   /** A line for the report: the server or library and the settings that shape the figures. */
   describe(): Promise<string>
-  open(prefix: string): Promise<Database>
+  /**
+   * `onDisk`: PGlite keeps its files in a data directory in a temporary folder (removed on close)
+   * instead of in memory, where they would be part of this process's RSS. PostgreSQL ignores it.
+   */
+  open(prefix: string, options?: { readonly onDisk?: boolean }): Promise<Database>
 }
 
 const uniqueSchema = (prefix: string): string => `${prefix}_${randomBytes(4).toString('hex')}`
@@ -177,9 +184,14 @@ async function describePglite(): Promise<string> {
   }
 }
 
-async function openPglite(prefix: string): Promise<Database> {
+async function openPglite(
+  prefix: string,
+  options: { readonly onDisk?: boolean } = {},
+): Promise<Database> {
   const schema = uniqueSchema(prefix)
-  const db = new PGlite()
+  const dataDir =
+    options.onDisk === true ? await mkdtemp(join(tmpdir(), 'switchyard-bench-')) : undefined
+  const db = new PGlite(dataDir)
   await db.query(`CREATE SCHEMA "${schema}"`)
   const transaction = <T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> =>
     db.transaction((tx) => work(fromPglite(tx)))
@@ -194,6 +206,7 @@ async function openPglite(prefix: string): Promise<Database> {
         await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
       } finally {
         await db.close()
+        if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true })
       }
     },
   }

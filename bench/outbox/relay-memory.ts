@@ -6,7 +6,11 @@
  * The backlog is appended first (transactions of 1,000 records), so the only work left while the
  * relay drains it is the relay's. The relay calls `runOnce()` in a loop (batchSize 100); between
  * two batches the benchmark takes its samples (full GC, `process.memoryUsage()`, and the database
- * size, which for in-memory PGlite is memory of this process too). It publishes to a counting
+ * size). On PGlite the database runs in this process: its files go to a data directory in a
+ * temporary folder (in memory they are ArrayBuffers of this process, and a file's buffer, grown
+ * ahead of its writes, becomes resident as they reach it: one such step was +78 MB between the 10k
+ * and 20k samples with every other figure flat), and its WebAssembly memory (shared buffers,
+ * caches) is read from /proc/self/smaps and reported apart. It publishes to a counting
  * publisher that keeps nothing: an `InMemoryTransport` keeps every message it publishes (see
  * relay-throughput.ts), which would measure the transport, not the relay.
  */
@@ -23,10 +27,8 @@ export interface MemoryOptions {
   readonly firstSample: number
   /**
    * Housekeeping at every sample: `store.cleanup(0)`, `VACUUM` of the outbox, then `CHECKPOINT`.
-   * Needed on PGlite, whose database lives in this process: it has no autovacuum, and no
-   * checkpointer either, so its write-ahead log (16 MB segments, in memory here) grows by ~1.6 kB
-   * per message until a checkpoint (max_wal_size is 1 GB). Without it the RSS would measure the
-   * database and its log growing, not the relay.
+   * What a long-running PGlite outbox needs: it has no autovacuum, and no checkpointer either, so
+   * its write-ahead log grows by ~1.6 kB per message until a checkpoint (max_wal_size is 1 GB).
    */
   readonly housekeeping: boolean
 }
@@ -39,7 +41,7 @@ export interface MemorySample {
   readonly heapMB: number
   /** Memory outside the V8 heap that V8 knows of (ArrayBuffers: pg buffers, PGlite's WASM). */
   readonly externalMB: number
-  /** `pg_database_size` (the server's disk on PostgreSQL; this process's memory on PGlite). */
+  /** `pg_database_size` (the server's disk on PostgreSQL; the data directory's on PGlite). */
   readonly databaseMB: number
   /**
    * The part of the RSS in WebAssembly memories (PGlite's database, its caches and its log, when it
@@ -86,7 +88,7 @@ export async function measureRelayMemory(
   options: MemoryOptions,
   progress: (text: string) => void,
 ): Promise<MemoryResult> {
-  const db = await backend.open('bench_outbox_memory')
+  const db = await backend.open('bench_outbox_memory', { onDisk: true })
   try {
     const store = db.store({ notify: true })
     await store.ensureSchema()
