@@ -47,6 +47,10 @@ export interface PgPoolClient extends PgQueryable {
   ): unknown
   on(event: 'error', listener: (error: Error) => void): unknown
   removeListener(event: 'error', listener: (error: Error) => void): unknown
+  removeListener(
+    event: 'notification',
+    listener: (message: { channel: string; payload?: string | undefined }) => void,
+  ): unknown
 }
 
 /**

@@ -58,27 +58,38 @@ export class PostgresOutboxStore extends PostgresOutboxEngine implements WakeUpS
     }
     const channel = this.names.channel
     let stopped = false
-    let current: PgPoolClient | undefined
+    /** The client in LISTEN, and how to take this store's listeners off it. */
+    let current: { readonly client: PgPoolClient; readonly detach: () => void } | undefined
     let timer: NodeJS.Timeout | undefined
     let failures = 0
 
     const subscribe = async (): Promise<void> => {
       const client = await pool.connect()
-      client.on('error', () => lost(client))
-      client.on('notification', (message) => {
+      const onError = (): void => lost(client)
+      const onNotification = (message: { channel: string }): void => {
         if (message.channel === channel) wake()
-      })
+      }
+      // Off again before the client goes back to the pool, which hands it out again: left on, a
+      // pooled client would gather a pair per LISTEN (and wake relays long stopped).
+      const detach = (): void => {
+        client.removeListener('error', onError)
+        client.removeListener('notification', onNotification)
+      }
+      client.on('error', onError)
+      client.on('notification', onNotification)
       try {
         await client.query(`LISTEN "${channel}"`)
       } catch (error) {
+        detach()
         client.release(true)
         throw error
       }
-      current = client
+      current = { client, detach }
       failures = 0
     }
     const lost = (client: PgPoolClient): void => {
-      if (current !== client) return // already replaced, or never finished subscribing
+      if (current?.client !== client) return // already replaced, or never finished subscribing
+      current.detach()
       current = undefined
       client.release(true)
       reconnect()
@@ -95,10 +106,12 @@ export class PostgresOutboxStore extends PostgresOutboxEngine implements WakeUpS
       timer.unref()
     }
     const release = async (): Promise<void> => {
-      const client = current
+      const subscription = current
       current = undefined
-      if (client === undefined) return
+      if (subscription === undefined) return
+      const { client, detach } = subscription
       await client.query(`UNLISTEN "${channel}"`).catch(() => undefined)
+      detach()
       client.release()
     }
 

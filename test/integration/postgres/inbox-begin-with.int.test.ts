@@ -86,8 +86,8 @@ function recording(real: pg.Pool, sent: string[]): PgPool {
         on: (_event: string, listener: (error: never) => void) => {
           client.on('error', listener as (error: Error) => void)
         },
-        removeListener: (_event: string, listener: (error: Error) => void) => {
-          client.removeListener('error', listener)
+        removeListener: (_event: string, listener: (error: never) => void) => {
+          client.removeListener('error', listener as (error: Error) => void)
         },
       }
       return recorded

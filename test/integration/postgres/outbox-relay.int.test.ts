@@ -10,7 +10,7 @@ import {
 } from '../../../src/index.js'
 import { fromPg, PostgresOutboxStore } from '../../../src/postgres/index.js'
 import { RecordingLogger } from '../../../src/testing/index.js'
-import { createPool, inTransaction, uniqueSchema } from '../../helpers/postgres.js'
+import { createPool, inTransaction, uniqueSchema, withPool } from '../../helpers/postgres.js'
 
 const url = inject('services').postgres ?? null
 const pool = url === null ? undefined : createPool(url)
@@ -252,5 +252,41 @@ describe.skipIf(pool === undefined)('OutboxRelay on PostgreSQL', () => {
     } finally {
       await stopListening()
     }
+  })
+
+  it('takes its listeners off the pooled client when it stops listening, and a stopped listener is never woken', async () => {
+    await withPool(url!, 1, async (one) => {
+      const single = new PostgresOutboxStore({ pool: one, schema })
+      const client = await one.connect()
+      const baseline = {
+        error: client.listenerCount('error'),
+        notification: client.listenerCount('notification'),
+      }
+      client.release()
+      const stopped: number[] = []
+      for (let i = 0; i < 12; i++) {
+        let wakes = 0
+        const stop = await single.listen(() => wakes++)
+        await stop()
+        stopped.push(wakes)
+      }
+      let live = 0
+      const stop = await single.listen(() => live++)
+      try {
+        await inTransaction(pool!, (tx) => single.append(tx, [toRecord('k', 1)]))
+        await waitFor(() => live === 1)
+      } finally {
+        await stop()
+      }
+      expect(stopped.every((n) => n === 0)).toBe(true)
+      const again = await one.connect() // the pool's only client, the one that listened
+      try {
+        expect(again).toBe(client)
+        expect(again.listenerCount('error')).toBe(baseline.error)
+        expect(again.listenerCount('notification')).toBe(baseline.notification)
+      } finally {
+        again.release()
+      }
+    })
   })
 })
