@@ -38,6 +38,12 @@ export interface RelayThroughputResult {
   readonly relay: number[]
   readonly twoRelays: number[] | undefined
   /**
+   * Two bare loops at once, each on a connection of its own (info, where two relays run): how much
+   * a second consumer of a plain SKIP LOCKED queue gains on this machine, the ceiling for the
+   * second relay.
+   */
+  readonly twoBaselines: number[] | undefined
+  /**
    * Heap retained after one single-relay drain with its InMemoryTransport still referenced, bytes
    * per message: the transport keeps every message it published (it is for tests and demos), which
    * is why the memory measurement (relay-memory.ts) publishes to a counting publisher instead.
@@ -45,7 +51,7 @@ export interface RelayThroughputResult {
   readonly transportBytesPerMessage: number
 }
 
-type Case = 'baseline' | 'relay' | 'twoRelays'
+type Case = 'baseline' | 'relay' | 'twoRelays' | 'twoBaselines'
 
 const FILL_BATCH = 1000
 /** A relay that finds nothing for this long while rows remain has a bug: stop, do not spin. */
@@ -65,25 +71,32 @@ export async function measureRelayThroughput(
     // Appends run on the transaction they are given, so any store fills; this one skips NOTIFY.
     const filler = db.store({ notify: false })
     const cases: Case[] = ['baseline', 'relay']
-    if (backend.concurrentConnections) cases.push('twoRelays')
+    if (backend.concurrentConnections) cases.push('twoRelays', 'twoBaselines')
     const result = {
       rows: options.rows,
       baseline: [] as number[],
       relay: [] as number[],
       twoRelays: backend.concurrentConnections ? ([] as number[]) : undefined,
+      twoBaselines: backend.concurrentConnections ? ([] as number[]) : undefined,
       transportBytesPerMessage: 0,
     }
     const session = await db.session()
+    const second = backend.concurrentConnections ? await db.session() : undefined
     try {
       for (let r = 0; r < options.rounds; r++) {
         for (let k = 0; k < cases.length; k++) {
           const c = cases[(k + r) % cases.length]!
-          await prefill(db, c === 'baseline' ? undefined : filler, options.rows)
+          const plain = c === 'baseline' || c === 'twoBaselines'
+          await prefill(db, plain ? undefined : filler, options.rows)
           const transport = new InMemoryTransport()
           collect()
           const heapBefore = heapUsed()
           const start = performance.now()
           if (c === 'baseline') await drainPlain(db, session, transport, options.batchSize)
+          else if (c === 'twoBaselines')
+            await Promise.all(
+              [session, second!].map((s) => drainPlain(db, s, transport, options.batchSize)),
+            )
           else
             await drainRelays(
               (counter) => relaysFor(c, stores, transport, options, counter),
@@ -102,6 +115,7 @@ export async function measureRelayThroughput(
       }
     } finally {
       session.release()
+      second?.release()
     }
     return result
   } finally {
@@ -110,7 +124,7 @@ export async function measureRelayThroughput(
 }
 
 function relaysFor(
-  c: Exclude<Case, 'baseline'>,
+  c: 'relay' | 'twoRelays',
   stores: readonly [BenchStore, BenchStore],
   transport: InMemoryTransport,
   options: RelayThroughputOptions,

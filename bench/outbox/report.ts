@@ -122,6 +122,7 @@ function printBackend(f: Measured): void {
         row('drain: SELECT … SKIP LOCKED + UPDATE (baseline)', relay.baseline, 'rows/s'),
         row('drain: 1 OutboxRelay, its loop', relay.relay, 'rows/s'),
         row('drain: 2 OutboxRelays, separate pools', relay.twoRelays, 'rows/s'),
+        row('drain: 2 bare loops at once (info)', relay.twoBaselines, 'rows/s'),
       ],
     ),
   )
@@ -212,6 +213,7 @@ export function ratios(f: Measured): {
   appendRowOnly: number
   relay: number
   twoRelays: number | undefined
+  twoBaselines: number | undefined
   rssGrowthMB: number
   relayRssGrowthMB: number
   heapGrowthMB: number
@@ -225,6 +227,10 @@ export function ratios(f: Measured): {
     relay: median(relay.relay) / median(relay.baseline),
     twoRelays:
       relay.twoRelays === undefined ? undefined : median(relay.twoRelays) / median(relay.relay),
+    twoBaselines:
+      relay.twoBaselines === undefined
+        ? undefined
+        : median(relay.twoBaselines) / median(relay.baseline),
     rssGrowthMB: largestGrowth(memory, rss),
     relayRssGrowthMB: embedded(f) ? largestGrowth(memory, relayRss) : largestGrowth(memory, rss),
     heapGrowthMB: largestGrowth(memory, (s) => s.heapMB),
@@ -282,6 +288,16 @@ function targetsOf(f: Measured): Target[] {
           target: `≥ ${fmt(TARGETS.twoRelayRatio, 2)}×`,
           result: at(r.twoRelays, TARGETS.twoRelayRatio),
         },
+    ...(r.twoBaselines === undefined
+      ? []
+      : [
+          {
+            name: `${name}: drain, 2 bare loops / 1 bare loop (info: what a second consumer gains here)`,
+            shown: ratioShown(r.twoBaselines, f.relay.twoBaselines ?? [], f.relay.baseline),
+            target: '-',
+            result: 'info' as const,
+          },
+        ]),
     ...[f.latency, f.latencyLow].map((l): Target => ({
       name: `${name}: latency p50 / p99 at ${l.rate} msg/s${l.skipped > 0 ? ` (reached ${fmt(l.achievedRate, 0)})` : ''}`,
       shown: `${fmt(l.p50, 1)} / ${fmt(l.p99, 1)} ms`,
@@ -350,13 +366,18 @@ export function printJson(all: readonly Figures[], quick: boolean): void {
           baseline: median(f.relay.baseline),
           relay: median(f.relay.relay),
           twoRelays: f.relay.twoRelays === undefined ? null : median(f.relay.twoRelays),
+          twoBaselines: f.relay.twoBaselines === undefined ? null : median(f.relay.twoBaselines),
         },
       },
       load: f.load,
       latency: f.latency,
       latencyLow: f.latencyLow,
       memory: f.memory,
-      ratios: { ...ratios(f), twoRelays: ratios(f).twoRelays ?? null },
+      ratios: {
+        ...ratios(f),
+        twoRelays: ratios(f).twoRelays ?? null,
+        twoBaselines: ratios(f).twoBaselines ?? null,
+      },
     }
   }
   console.log(
