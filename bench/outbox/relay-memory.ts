@@ -44,8 +44,8 @@ export interface MemorySample {
   /** `pg_database_size` (the server's disk on PostgreSQL; the data directory's on PGlite). */
   readonly databaseMB: number
   /**
-   * The part of the RSS in WebAssembly memories (PGlite's database, its caches and its log, when it
-   * runs in this process); 0 on PostgreSQL; NaN where /proc/self/smaps cannot be read.
+   * The part of the RSS in WebAssembly memories (PGlite's heap: its shared buffers and caches, when
+   * it runs in this process); 0 on PostgreSQL; NaN where /proc/self/smaps cannot be read.
    */
   readonly wasmMB: number
 }

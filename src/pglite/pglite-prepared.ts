@@ -69,18 +69,17 @@ export function preparedPglite(db: PgliteQueryable): PglitePrepared {
       params: readonly unknown[] = [],
       options: QueryOptions = {},
     ): Promise<SqlResult<R>> {
-      const name = options.name
-      const args = name !== undefined && NAME.test(name) ? literals(params) : undefined
-      if (name === undefined || args === undefined) return plain.query<R>(sql, params)
-      if (!prepared.has(name)) await prepare(name, sql)
+      const run = executable(options.name, params)
+      if (run === undefined) return plain.query<R>(sql, params)
+      if (!prepared.has(run.name)) await prepare(run.name, sql)
       try {
-        return await plain.query<R>(execute(name, args))
+        return await plain.query<R>(run.text)
       } catch (error) {
         // DEALLOCATE ALL or DISCARD ALL ran on the instance: prepare again, once.
         if (sqlState(error) !== MISSING_PREPARED) throw error
-        prepared.delete(name)
-        await prepare(name, sql)
-        return plain.query<R>(execute(name, args))
+        prepared.delete(run.name)
+        await prepare(run.name, sql)
+        return plain.query<R>(run.text)
       }
     },
 
@@ -91,19 +90,17 @@ export function preparedPglite(db: PgliteQueryable): PglitePrepared {
           params: readonly unknown[] = [],
           options: QueryOptions = {},
         ): Promise<SqlResult<R>> {
-          const name = options.name
-          const args =
-            inTransactions && name !== undefined && NAME.test(name) ? literals(params) : undefined
-          if (name === undefined || args === undefined) return tx.query<R>(sql, params)
-          if (!prepared.has(name)) {
-            prepareLater(name, sql)
+          const run = inTransactions ? executable(options.name, params) : undefined
+          if (run === undefined) return tx.query<R>(sql, params)
+          if (!prepared.has(run.name)) {
+            prepareLater(run.name, sql)
             return tx.query<R>(sql, params)
           }
           try {
-            return await tx.query<R>(execute(name, args))
+            return await tx.query<R>(run.text)
           } catch (error) {
             if (sqlState(error) === MISSING_PREPARED) {
-              prepared.delete(name)
+              prepared.delete(run.name)
               inTransactions = false
             }
             throw error
@@ -114,8 +111,22 @@ export function preparedPglite(db: PgliteQueryable): PglitePrepared {
   }
 }
 
-const execute = (name: string, args: readonly string[]): string =>
-  args.length === 0 ? `EXECUTE ${name}` : `EXECUTE ${name}(${args.join(', ')})`
+/**
+ * The statement's name and its `EXECUTE` with the values as literals, or undefined when it runs as
+ * a plain query (no name, a name that is not a plain identifier, or a value no literal can hold).
+ */
+function executable(
+  name: string | undefined,
+  params: readonly unknown[],
+): { readonly name: string; readonly text: string } | undefined {
+  if (name === undefined || !NAME.test(name)) return undefined
+  const args = literals(params)
+  if (args === undefined) return undefined
+  return {
+    name,
+    text: args.length === 0 ? `EXECUTE ${name}` : `EXECUTE ${name}(${args.join(', ')})`,
+  }
+}
 
 function sqlState(error: unknown): unknown {
   return typeof error === 'object' && error !== null
